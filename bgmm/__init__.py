@@ -1,0 +1,24 @@
+"""bgmm: one Gaussian mixture model, fitted by EM (MLE / MAP) or sampled with NUTS."""
+
+from ._shell import ConvergenceWarning, DegenerateFitWarning
+from .covariance import COVARIANCE_TYPES
+from .datasets import load_faithful
+from .estimator import GaussianMixture
+from .model import marginal_model, model
+from .params import GMMParams
+from .priors import GMMPrior, default_prior
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "COVARIANCE_TYPES",
+    "ConvergenceWarning",
+    "DegenerateFitWarning",
+    "GMMParams",
+    "GMMPrior",
+    "GaussianMixture",
+    "default_prior",
+    "load_faithful",
+    "marginal_model",
+    "model",
+]

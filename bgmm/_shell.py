@@ -1,0 +1,103 @@
+"""Shell helpers shared by the estimator, model selection and MCMC: precision scope,
+standardisation, padding, warnings. Not public API."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from typing import NamedTuple
+
+import jax
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning as _SkConvergenceWarning
+
+DTYPES = ("float32", "float64")
+
+
+class ConvergenceWarning(_SkConvergenceWarning):
+    """EM stopped at ``max_iter`` without meeting ``tol`` (also caught as scikit-learn's)."""
+
+
+class DegenerateFitWarning(UserWarning):
+    """A component emptied or collapsed, or an M-step hit a non-positive-definite covariance."""
+
+
+def precision_scope(dtype: str):
+    """Run JAX in the estimator's precision without touching the global configuration."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    return jax.enable_x64(dtype == "float64")
+
+
+class Standardizer(NamedTuple):
+    """``x' = (x - center) / scale`` (float64); scale is one scalar repeated for spherical."""
+
+    center: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, x, sample_weight, covariance_type: str):
+        w = np.ones(x.shape[0]) if sample_weight is None else sample_weight
+        obs = ~np.isnan(x)
+        ws = (w[:, None] * obs).sum(0)
+        center = (w[:, None] * np.where(obs, x, 0.0)).sum(0) / ws
+        var = (w[:, None] * np.where(obs, x - center, 0.0) ** 2).sum(0) / ws
+        if covariance_type == "spherical":
+            var = np.full_like(var, var.mean())
+        scale = np.sqrt(var)
+        tiny = scale <= 1e-300 * np.maximum(1.0, np.abs(center)) + 0.0
+        scale = np.where(tiny | ~np.isfinite(scale), 1.0, scale)
+        return cls(center, scale)
+
+    def transform(self, x):
+        return (x - self.center) / self.scale
+
+    @property
+    def log_det(self) -> float:
+        return float(np.sum(np.log(self.scale)))
+
+
+def bucket_size(n: int) -> int:
+    """Rows to pad a data set of n rows to, so that small fits share compiled programs.
+
+    Small data sets are padded (with zero-weight rows) to one of 16 sizes per octave;
+    from 65,536 rows on compile time is negligible and the data is used as is.
+    """
+    if n >= 65536:
+        return n
+    n = max(n, 16)
+    step = 1 << max(0, n.bit_length() - 4)
+    return -(-n // step) * step
+
+
+def pad_rows(x: np.ndarray, weight: np.ndarray, n_to: int):
+    n = x.shape[0]
+    if n_to == n:
+        return x, weight
+    xp = np.zeros((n_to,) + x.shape[1:], x.dtype)
+    xp[:n] = x
+    wp = np.zeros(n_to, weight.dtype)
+    wp[:n] = weight
+    return xp, wp
+
+
+def seed_from(random_state) -> int:
+    """An int seed from None / int / numpy RandomState (scikit-learn's conventions)."""
+    from sklearn.utils import check_random_state
+
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state) % (2**31)
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def restart_keys(seed: int, n: int):
+    """One key per restart, the i-th independent of how many are run at once."""
+    base = jax.random.PRNGKey(seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(n, dtype=np.uint32))
+
+
+@contextlib.contextmanager
+def no_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield

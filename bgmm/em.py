@@ -1,0 +1,256 @@
+"""Expectation-maximisation for the mixture: pure E-step, M-step and fit loop.
+
+Everything here works on one data set and one starting point, in standardised units
+(the shell centres and scales the data in float64 first); restarts, grids of K and
+many data sets are batched with ``jax.vmap`` at the call site.
+
+The M-step is written once, on (weighted) sufficient statistics
+``n_k = sum_n r_nk``, ``s1_k = sum_n r_nk x_n``, ``s2_k = sum_n r_nk x_n x_n^T`` (the
+diagonal only for diag / spherical), with ``r_nk = w_n gamma(z_nk)``; sample weights,
+missing values (conditional expectations), streaming (sums over chunks) and sharded
+data (sums over devices) only change how those sums are formed.
+
+``prior=None`` (``EMConfig.map=False``) gives the maximum-likelihood estimate; with a
+prior the M-step is the exact posterior mode of the model in :mod:`bgmm.model` given
+the expected complete-data statistics, and the objective is the log joint density.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import covariance as cov
+from .params import GMMParams, weighted_log_prob
+from .priors import GMMPrior, log_prior
+
+_HI = jax.lax.Precision.HIGHEST
+
+
+@dataclass(frozen=True)
+class EMConfig:
+    """Static configuration: one compiled program per distinct value."""
+
+    n_components: int
+    covariance_type: str
+    max_iter: int = 100
+    map: bool = False
+    missing: bool = False
+
+
+class Data(NamedTuple):
+    """x (N, D) standardised (NaN marks a missing entry when ``missing``); weight (N,);
+    xx (N, P) second-moment features (see :func:`bgmm.covariance.second_moment_features`)."""
+
+    x: jax.Array
+    weight: jax.Array
+    xx: jax.Array
+
+
+class SuffStats(NamedTuple):
+    """Weighted sufficient statistics: nk (K,), s1 (K, D), s2 (K, D, D) or (K, D)."""
+
+    nk: jax.Array
+    s1: jax.Array
+    s2: jax.Array
+
+
+class EMResult(NamedTuple):
+    params: GMMParams
+    objective: jax.Array  # objective at ``params`` (mean log-likelihood or log-posterior)
+    n_iter: jax.Array  # number of M-steps taken
+    converged: jax.Array  # True only when |change| < tol was met
+    failed: jax.Array  # an M-step gave a non-positive-definite covariance; stopped
+    last_change: jax.Array  # the last change of the objective
+    trace: jax.Array  # (max_iter,) objective before each M-step; NaN past n_iter
+
+
+def make_data(x, weight, covariance_type: str) -> Data:
+    """Bundle standardised data with its weights and second-moment features."""
+    x = jnp.asarray(x)
+    weight = jnp.asarray(weight, dtype=x.dtype)
+    xz = jnp.where(jnp.isnan(x), 0.0, x)
+    return Data(x, weight, cov.second_moment_features(xz, covariance_type))
+
+
+def sufficient_stats(data: Data, resp, covariance_type: str) -> SuffStats:
+    """Sums of the responsibilities (N, K) times 1, x and the second-moment features."""
+    r = resp * data.weight[:, None]
+    nk = jnp.sum(r, axis=0)
+    s1 = jnp.matmul(r.T, jnp.where(jnp.isnan(data.x), 0.0, data.x), precision=_HI)
+    s2 = jnp.matmul(r.T, data.xx, precision=_HI)
+    return SuffStats(nk, s1, cov.second_moment_matrix(s2, covariance_type, data.x.shape[-1]))
+
+
+def e_step(data: Data, params: GMMParams, covariance_type: str):
+    """Responsibilities gamma(z_nk) (N, K) and per-sample log-likelihoods (N,)."""
+    wlp = weighted_log_prob(data.x, params, covariance_type)
+    log_norm = jax.nn.logsumexp(wlp, axis=-1)
+    return jnp.exp(wlp - log_norm[:, None]), log_norm
+
+
+def expectation(data: Data, params: GMMParams, cfg: EMConfig):
+    """E-step reduced to what the M-step needs: (stats, weighted log-likelihood sum)."""
+    if cfg.missing:
+        from .missing import expectation_missing
+
+        stats, log_norm = expectation_missing(data, params, cfg.covariance_type)
+    else:
+        resp, log_norm = e_step(data, params, cfg.covariance_type)
+        stats = sufficient_stats(data, resp, cfg.covariance_type)
+    return stats, jnp.sum(data.weight * log_norm)
+
+
+def _reg_diag(reg, d, dtype):
+    # reg_covar in standardised units, with a floor so float32 round-off in the
+    # moment formulas cannot make a covariance indefinite
+    return jnp.maximum(jnp.broadcast_to(reg, (d,)).astype(dtype), 16 * jnp.finfo(dtype).eps)
+
+
+def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, cfg: EMConfig):
+    """Parameters maximising the expected complete-data log-likelihood (+ log prior).
+
+    Returns ``(params, ok)``. A component whose responsibility mass is below
+    ``10 * eps * sum(n_k)`` (emptied) keeps its ``fallback`` mean and covariance under
+    MLE; with a prior the posterior mode is always proper. ``ok`` is False when a
+    covariance is not numerically positive definite.
+    """
+    nk, s1, s2 = stats
+    k, d = s1.shape
+    dtype = s1.dtype
+    ct = cfg.covariance_type
+    eps = jnp.finfo(dtype).eps
+    regd = _reg_diag(reg, d, dtype)
+    total = jnp.sum(nk)
+
+    if cfg.map:
+        alpha = prior.weight_concentration
+        weights = jnp.maximum(nk + alpha - 1.0, 0.0)
+        weights = weights / jnp.sum(weights)
+        kappa, m0, nu, psi = prior.mean_precision, prior.mean, prior.dof, prior.scale
+        kn = nk + kappa
+        means = (s1 + kappa * m0[None, :]) / kn[:, None]
+        if ct in ("full", "tied"):
+            q = (s2 + kappa * jnp.outer(m0, m0)[None]
+                 - kn[:, None, None] * means[:, :, None] * means[:, None, :])
+            if ct == "full":
+                covs = (psi[None] + q) / (nu + d + 2.0 + nk)[:, None, None]
+            else:
+                covs = (psi + jnp.sum(q, axis=0)) / (nu + d + 1.0 + k + total)
+        else:
+            q = s2 + kappa * m0[None, :] ** 2 - kn[:, None] * means**2
+            if ct == "diag":
+                covs = (psi[None, :] + q) / (nu + 3.0 + nk)[:, None]
+            else:
+                covs = (psi + jnp.sum(q, axis=1)) / (nu + 2.0 + d + nk * d)
+    else:
+        nks = nk + 10 * eps
+        weights = nks / jnp.sum(nks)
+        empty = nk < 10 * eps * total
+        means = jnp.where(empty[:, None], fallback.means, s1 / nks[:, None])
+        if ct == "full":
+            covs = s2 / nks[:, None, None] - means[:, :, None] * means[:, None, :]
+        elif ct == "tied":
+            covs = (jnp.sum(s2, axis=0) - jnp.einsum("k,kd,ke->de", nks, means, means)) / jnp.sum(nks)
+        else:
+            covs = s2 / nks[:, None] - means**2
+            if ct == "spherical":
+                covs = jnp.mean(covs, axis=1)
+    if ct in ("full", "tied"):
+        covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2)) + jnp.diag(regd)
+    elif ct == "diag":
+        covs = covs + regd[None, :]
+    else:
+        covs = covs + jnp.mean(regd)
+    if not cfg.map and ct != "tied":
+        mask = empty.reshape((k,) + (1,) * (covs.ndim - 1))
+        covs = jnp.where(mask, fallback.covariances, covs)
+    prec_chol = cov.precision_cholesky(covs, ct)
+    ok = cov.is_valid(prec_chol) & jnp.all(jnp.isfinite(means)) & jnp.all(jnp.isfinite(weights))
+    return GMMParams(weights, means, covs, prec_chol), ok
+
+
+def objective(loglik_sum, total_weight, params: GMMParams, prior: GMMPrior | None, cfg: EMConfig):
+    """Mean log-likelihood per unit weight, plus the log prior / total weight under MAP."""
+    lp = log_prior(params, prior, cfg.covariance_type) if cfg.map else 0.0
+    return (loglik_sum + lp) / total_weight
+
+
+def em_step(data: Data, params: GMMParams, prior, reg, cfg: EMConfig):
+    """One fused E+M step: returns (new params, ok, objective of the *input* params)."""
+    stats, ll = expectation(data, params, cfg)
+    obj = objective(ll, jnp.sum(data.weight), params, prior, cfg)
+    new, ok = m_step(stats, params, prior, reg, cfg)
+    return new, ok, obj
+
+
+def score(data: Data, params: GMMParams, prior, cfg: EMConfig):
+    """Objective at ``params`` (one E-step)."""
+    _, ll = expectation(data, params, cfg)
+    return objective(ll, jnp.sum(data.weight), params, prior, cfg)
+
+
+class _LoopState(NamedTuple):
+    params: GMMParams
+    obj: jax.Array
+    change: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    failed: jax.Array
+    trace: jax.Array
+
+
+def fit(data: Data, params: GMMParams, prior, tol, reg, cfg: EMConfig) -> EMResult:
+    """EM from ``params`` until ``|change of objective| < tol`` or ``cfg.max_iter`` steps.
+
+    The loop is a ``lax.while_loop``; the objective before each M-step is recorded in
+    ``trace``. If an M-step fails (a covariance not positive definite even after
+    ``reg``), the previous parameters are kept and the fit stops with ``failed=True``.
+    """
+    dtype = data.x.dtype
+    tol = jnp.asarray(tol, dtype)
+
+    def cond(s: _LoopState):
+        return (s.n_iter < cfg.max_iter) & ~s.converged & ~s.failed
+
+    def body(s: _LoopState):
+        new, ok, obj = em_step(data, s.params, prior, reg, cfg)
+        change = obj - s.obj
+        ok = ok & jnp.isfinite(obj)
+        params = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, s.params)
+        return _LoopState(
+            params=params,
+            obj=obj,
+            change=change,
+            n_iter=s.n_iter + 1,
+            converged=ok & (jnp.abs(change) < tol),
+            failed=~ok,
+            trace=s.trace.at[s.n_iter].set(obj),
+        )
+
+    init = _LoopState(
+        params=params,
+        obj=jnp.asarray(-jnp.inf, dtype),
+        change=jnp.asarray(jnp.inf, dtype),
+        n_iter=jnp.asarray(0, jnp.int32),
+        converged=jnp.asarray(False),
+        failed=jnp.asarray(False),
+        trace=jnp.full((cfg.max_iter,), jnp.nan, dtype),
+    )
+    s = jax.lax.while_loop(cond, body, init)
+    final = score(data, s.params, prior, cfg)
+    final = jnp.where(jnp.isnan(final), -jnp.inf, final)
+    return EMResult(s.params, final, s.n_iter, s.converged, s.failed, s.change, s.trace)
+
+
+def fit_fixed(data: Data, params: GMMParams, prior, reg, cfg: EMConfig, n_iter: int):
+    """Exactly ``n_iter`` EM steps with no convergence test (benchmarks, parity tests)."""
+
+    def body(_, p):
+        new, ok, _ = em_step(data, p, prior, reg, cfg)
+        return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, p)
+
+    return jax.lax.fori_loop(0, n_iter, body, params)

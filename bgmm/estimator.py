@@ -1,0 +1,393 @@
+"""``GaussianMixture``: the scikit-learn-style shell around the pure EM core.
+
+Flow of ``fit``: validate -> standardise in float64 (centre, scale) -> pad small data
+with zero-weight rows -> initialise and run EM for all ``n_init`` restarts in one
+compiled, vmapped call -> keep the best restart -> store scikit-learn's attributes in
+the data's units. Prediction standardises new data the same way and runs one E-step.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import covariance as cov
+from . import em
+from ._shell import (
+    ConvergenceWarning,
+    DegenerateFitWarning,
+    Standardizer,
+    bucket_size,
+    pad_rows,
+    precision_scope,
+    restart_keys,
+    seed_from,
+)
+from .init import INIT_METHODS, UserInit, initial_params
+from .params import GMMParams
+from .priors import GMMPrior, as_arrays, log_prior_jacobian, resolve_prior, standardize_prior
+
+MISSING = ("error", "marginalize")
+
+
+@partial(jax.jit, static_argnames=("cfg", "method"))
+def _fit_restarts(keys, data, prior, tol, reg, user, *, cfg, method):
+    """All restarts in one compiled call: init + EM, vmapped over PRNG keys."""
+
+    def one(key):
+        p0 = initial_params(key, data, prior, reg, cfg, method, user)
+        return em.fit(data, p0, prior, tol, reg, cfg)
+
+    return jax.vmap(one)(keys)
+
+
+@partial(jax.jit, static_argnames=("covariance_type", "missing"))
+def _e_step(x, params, *, covariance_type, missing):
+    if missing:
+        from .missing import e_step_missing
+
+        return e_step_missing(x, params, covariance_type)
+    wlp_data = em.Data(x, jnp.ones(x.shape[0], x.dtype), x[:, :0])
+    return em.e_step(wlp_data, params, covariance_type)
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture fitted by EM in JAX: maximum likelihood, or MAP under a prior.
+
+    Parameters
+    ----------
+    n_components : int, number of mixture components K.
+    covariance_type : {"full", "tied", "diag", "spherical"}, scikit-learn's meaning.
+    tol : float >= 0, convergence threshold on the change of the mean log-likelihood
+        (mean log-posterior for MAP) per sample.
+    reg_covar : float >= 0, added to the diagonal of every covariance (data units).
+    max_iter : int >= 1, EM iterations per restart.
+    n_init : int >= 1, restarts; all run in one compiled, vmapped call, the best kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}.
+    weights_init, means_init, precisions_init : optional starting values with
+        scikit-learn's shapes and semantics.
+    prior : None (maximum likelihood), "default" (the data-driven prior of
+        :func:`bgmm.default_prior`) or a :class:`bgmm.GMMPrior` (MAP).
+    dtype : "float64" (default) or "float32"; used only inside bgmm's calls, JAX's
+        global configuration is never changed.
+    missing : "error" (NaN rejected) or "marginalize" (NaN entries are missing at
+        random and integrated out).
+    random_state : None, int or numpy RandomState.
+    """
+
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
+                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+                 means_init=None, precisions_init=None, prior=None, dtype="float64",
+                 missing="error", random_state=None, verbose=0):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.prior = prior
+        self.dtype = dtype
+        self.missing = missing
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ validation
+    def _check_parameters(self):
+        def integer(name, low):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+
+        def real(name):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Real) or isinstance(v, bool) or not np.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+
+        integer("n_components", 1)
+        integer("max_iter", 1)
+        integer("n_init", 1)
+        real("tol")
+        real("reg_covar")
+        cov.check_type(self.covariance_type)
+        if self.init_params not in INIT_METHODS:
+            raise ValueError(f"init_params must be one of {INIT_METHODS}, got {self.init_params!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if self.missing not in MISSING:
+            raise ValueError(f"missing must be one of {MISSING}, got {self.missing!r}")
+        if not (self.prior is None or isinstance(self.prior, GMMPrior) or self.prior == "default"):
+            raise ValueError(
+                f"prior must be None (MLE), 'default' or a bgmm.GMMPrior, got {self.prior!r}")
+
+    def _validate_X(self, X, reset):
+        return validate_data(
+            self, X, reset=reset, dtype=[np.float64, np.float32],
+            ensure_min_samples=2 if reset else 1,
+            ensure_all_finite="allow-nan" if self.missing == "marginalize" else True,
+        )
+
+    def _check_X_nan(self, X):
+        if self.missing == "marginalize" and np.any(np.all(np.isnan(X), axis=1)):
+            raise ValueError("every row of X needs at least one observed (non-NaN) entry")
+
+    def _resolve_prior(self, X, w):
+        if self.prior is None:
+            return None
+        prior = GMMPrior() if self.prior == "default" else self.prior
+        prior = resolve_prior(prior, X, self.n_components, self.covariance_type, w)
+        if np.any(prior.weight_concentration < 1):
+            raise ValueError(
+                "MAP-EM needs prior weight_concentration >= 1 (the posterior mode of a sparser "
+                "Dirichlet lies on the boundary); sample such a prior with MCMC instead, got "
+                f"{prior.weight_concentration}")
+        return prior
+
+    def _user_init(self, n_features, std: Standardizer) -> UserInit:
+        k, d, ct = self.n_components, n_features, self.covariance_type
+        weights = means = prec_chol = None
+        if self.weights_init is not None:
+            weights = np.asarray(self.weights_init, np.float64)
+            if weights.shape != (k,):
+                raise ValueError(f"weights_init must have shape ({k},), got {weights.shape}")
+            if np.any(weights < 0) or np.any(weights > 1) or not np.isfinite(weights).all():
+                raise ValueError(f"weights_init must lie in [0, 1], got {weights}")
+            if not np.isclose(weights.sum(), 1.0, atol=1e-6):
+                raise ValueError(f"weights_init must sum to 1, got sum {weights.sum():.8g}")
+        if self.means_init is not None:
+            means = np.asarray(self.means_init, np.float64)
+            if means.shape != (k, d):
+                raise ValueError(f"means_init must have shape ({k}, {d}), got {means.shape}")
+            if not np.isfinite(means).all():
+                raise ValueError("means_init must be finite")
+            means = std.transform(means)
+        if self.precisions_init is not None:
+            prec = np.asarray(self.precisions_init, np.float64)
+            shape = cov.covariance_shape(ct, k, d)
+            if prec.shape != shape:
+                raise ValueError(f"precisions_init must have shape {shape} for covariance_type="
+                                 f"{ct!r}, got {prec.shape}")
+            covs = _covariances_from_precisions(prec, ct)
+            prec_chol = _np_precision_cholesky(_standardize_cov(covs, std.scale, ct), ct)
+        return UserInit(weights, means, prec_chol)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit by EM (all ``n_init`` restarts at once); returns self."""
+        self._check_parameters()
+        X = self._validate_X(X, reset=True)
+        n, d = X.shape
+        if n < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
+                f"n_samples = {n}")
+        X = np.asarray(X, np.float64)
+        self._check_X_nan(X)
+        w = None
+        if sample_weight is not None:
+            w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            if not np.all(np.isfinite(w)) or w.sum() <= 0:
+                raise ValueError("sample_weight must be finite with a positive sum")
+        prior = self._resolve_prior(X, w)
+        std = Standardizer.fit(X, w, self.covariance_type)
+        user = self._user_init(d, std)
+        weight = np.ones(n) if w is None else w
+        xs, ws = pad_rows(std.transform(X), weight, bucket_size(n))
+        cfg = em.EMConfig(self.n_components, self.covariance_type, int(self.max_iter),
+                          prior is not None, self.missing == "marginalize")
+        reg = self.reg_covar / std.scale**2
+        seed = seed_from(self.random_state)
+        with precision_scope(self.dtype):
+            dt = jnp.dtype(self.dtype)
+            data = em.make_data(jnp.asarray(xs, dt), jnp.asarray(ws, dt), self.covariance_type)
+            prior_s = None if prior is None else as_arrays(
+                standardize_prior(prior, std.center, std.scale, self.covariance_type), dt)
+            user_j = UserInit(*(None if v is None else jnp.asarray(v, dt) for v in user))
+            res = _fit_restarts(restart_keys(seed, self.n_init), data, prior_s,
+                                jnp.asarray(self.tol, dt), jnp.asarray(reg, dt), user_j,
+                                cfg=cfg, method=self.init_params)
+            res = jax.tree.map(np.asarray, res)
+        self._store(res, std, prior, weight)
+        return self
+
+    def _store(self, res: em.EMResult, std: Standardizer, prior, weight):
+        obj = np.where(np.isnan(res.objective), -np.inf, res.objective)
+        best = int(np.argmax(obj))
+        r = jax.tree.map(lambda a: a[best], res)
+        ct = self.covariance_type
+        offset = -std.log_det
+        if prior is not None:
+            offset += log_prior_jacobian(ct, self.n_components, np.log(std.scale)) / weight.sum()
+        self._std = std
+        self._prior = prior
+        self._params_std = GMMParams(*(np.asarray(a, np.float64) for a in r.params))
+        weights, means, covs = _destandardize(self._params_std, std, ct)
+        out = np.dtype(self.dtype)
+        self.weights_ = weights.astype(out)
+        self.means_ = means.astype(out)
+        self.covariances_ = covs.astype(out)
+        self.precisions_cholesky_ = _np_precision_cholesky(covs, ct).astype(out)
+        self.precisions_ = _precisions(self.precisions_cholesky_, ct)
+        self.converged_ = bool(r.converged)
+        self.n_iter_ = int(r.n_iter)
+        self.lower_bound_ = float(r.objective + offset)
+        self.lower_bounds_ = (r.trace[: self.n_iter_] + offset).astype(np.float64)
+        self.all_lower_bounds_ = obj + offset  # per restart, at its final parameters
+        if bool(r.failed):
+            warnings.warn(
+                f"EM stopped after {self.n_iter_} iterations: an M-step produced a covariance "
+                "that is not positive definite; the last valid parameters are kept. Increase "
+                "reg_covar or use prior='default'.", DegenerateFitWarning, stacklevel=3)
+        elif not self.converged_:
+            warnings.warn(
+                f"EM did not converge in max_iter={self.max_iter} iterations (best of "
+                f"n_init={self.n_init}); the last change of the objective was "
+                f"{float(r.last_change):.3g} > tol={self.tol}. Increase max_iter or tol, or check "
+                "the data.", ConvergenceWarning, stacklevel=3)
+        n_eff = self.weights_ * weight.sum()
+        empty = np.flatnonzero(n_eff < 1.0)
+        if empty.size and prior is None:
+            warnings.warn(
+                f"component(s) {empty.tolist()} hold less than one sample's weight (emptied "
+                "during EM: weight ~0, previous mean and covariance kept). Use fewer "
+                "components or prior='default'.", DegenerateFitWarning, stacklevel=3)
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then the label of each sample (equal to ``fit(X).predict(X)``)."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    # ------------------------------------------------------------------ prediction
+    def _estep(self, X):
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        X = np.asarray(X, np.float64)
+        self._check_X_nan(X)
+        with precision_scope(self.dtype):
+            dt = jnp.dtype(self.dtype)
+            params = GMMParams(*(jnp.asarray(a, dt) for a in self._params_std))
+            n = X.shape[0]
+            xs, _ = pad_rows(self._std.transform(X), np.ones(n), bucket_size(n))
+            resp, log_norm = _e_step(jnp.asarray(xs, dt), params, covariance_type=self.covariance_type,
+                                     missing=self.missing == "marginalize")
+            resp, log_norm = np.asarray(resp)[:n], np.asarray(log_norm)[:n]
+        return resp.astype(np.float64), log_norm.astype(np.float64) - self._std.log_det
+
+    def predict_proba(self, X):
+        """Responsibilities gamma(z_nk), shape (n_samples, n_components); rows sum to 1."""
+        return self._estep(X)[0]
+
+    def predict(self, X):
+        """Most probable component of each sample, shape (n_samples,)."""
+        return self.predict_proba(X).argmax(axis=1)
+
+    def score_samples(self, X):
+        """Log density ``log p(x_n)`` of each sample, shape (n_samples,)."""
+        return self._estep(X)[1]
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean log-likelihood per sample (weighted mean with ``sample_weight``)."""
+        ll = self.score_samples(X)
+        return float(np.average(ll, weights=sample_weight))
+
+    def _n_parameters(self):
+        return cov.n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+
+    def bic(self, X):
+        """Bayesian information criterion ``-2 log L + p log N`` (lower is better)."""
+        X = np.asarray(X)
+        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+
+    def aic(self, X):
+        """Akaike information criterion ``-2 log L + 2 p`` (lower is better)."""
+        X = np.asarray(X)
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+    def sample(self, n_samples=1):
+        """Draw ``n_samples`` from the fitted mixture; returns ``(X, y)`` like scikit-learn."""
+        check_is_fitted(self)
+        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
+        rng = check_random_state(self.random_state)
+        w = np.asarray(self.weights_, np.float64)
+        counts = rng.multinomial(n_samples, w / w.sum())
+        full = np.asarray(cov.to_full(jnp.asarray(np.asarray(self.covariances_, np.float64)),
+                                      self.covariance_type, self.n_components,
+                                      self.means_.shape[1]))
+        xs = [rng.multivariate_normal(m, c, int(c_n)) for m, c, c_n in zip(self.means_, full, counts)]
+        y = np.concatenate([np.full(c_n, j, int) for j, c_n in enumerate(counts)])
+        return np.vstack(xs).astype(np.dtype(self.dtype)), y
+
+    def sample_posterior(self, X, **kwargs):
+        """NUTS on the same model (prior: this estimator's), chains started at this fit.
+
+        See :func:`bgmm.mcmc.sample_posterior` for the arguments; returns an ArviZ DataTree.
+        """
+        from .mcmc import sample_posterior
+
+        return sample_posterior(self, X, **kwargs)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "marginalize"
+        return tags
+
+
+# ---------------------------------------------------------------------- numpy helpers
+def _standardize_cov(covs, scale, ct):
+    if ct in ("full", "tied"):
+        return covs / np.outer(scale, scale)
+    return covs / (scale**2 if ct == "diag" else scale[0] ** 2)
+
+
+def _destandardize(p: GMMParams, std: Standardizer, ct):
+    s = std.scale
+    means = p.means * s + std.center
+    if ct in ("full", "tied"):
+        covs = p.covariances * np.outer(s, s)
+    elif ct == "diag":
+        covs = p.covariances * s**2
+    else:
+        covs = p.covariances * s[0] ** 2
+    return p.weights, means, covs
+
+
+def _np_precision_cholesky(covs, ct):
+    if ct in ("diag", "spherical"):
+        return 1.0 / np.sqrt(covs)
+
+    def one(c):
+        L = np.linalg.cholesky(c)
+        return np.linalg.solve(L, np.eye(c.shape[0])).T
+
+    return one(covs) if ct == "tied" else np.stack([one(c) for c in covs])
+
+
+def _precisions(prec_chol, ct):
+    if ct in ("diag", "spherical"):
+        return prec_chol**2
+    return prec_chol @ np.swapaxes(prec_chol, -1, -2)
+
+
+def _covariances_from_precisions(prec, ct):
+    if ct in ("diag", "spherical"):
+        if np.any(prec <= 0) or not np.isfinite(prec).all():
+            raise ValueError("precisions_init must be positive")
+        return 1.0 / prec
+
+    def one(p):
+        if not np.allclose(p, p.T) or np.any(np.linalg.eigvalsh(p) <= 0):
+            raise ValueError("precisions_init must be symmetric positive definite")
+        return np.linalg.inv(p)
+
+    return one(prec) if ct == "tied" else np.stack([one(p) for p in prec])

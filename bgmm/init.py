@@ -1,0 +1,149 @@
+"""Initialisations: k-means (k-means++ seeding + Lloyd), k-means++, random, random_from_data.
+
+Each method maps a PRNG key and the (weighted, standardised) data to initial
+responsibilities (N, K); :func:`initial_params` turns them into parameters with the
+same M-step EM uses, then applies user-given ``weights_init`` / ``means_init`` /
+``precisions_init`` (scikit-learn's semantics). All pure and jittable; padded rows
+(weight 0) are never chosen as seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import covariance as cov
+from .em import Data, EMConfig, m_step, sufficient_stats
+from .params import GMMParams
+
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+_HI = jax.lax.Precision.HIGHEST
+
+
+class UserInit(NamedTuple):
+    """Optional user-given starting values in standardised units (``None`` = not given)."""
+
+    weights: jax.Array | None = None
+    means: jax.Array | None = None
+    precisions_cholesky: jax.Array | None = None
+
+
+def _sq_dist(x, centers):
+    d = (jnp.sum(x * x, axis=1)[:, None] - 2.0 * jnp.matmul(x, centers.T, precision=_HI)
+         + jnp.sum(centers * centers, axis=1)[None, :])
+    return jnp.maximum(d, 0.0)
+
+
+def _sample_index(key, p):
+    logits = jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1.0)), -jnp.inf)
+    return jax.random.categorical(key, logits)
+
+
+def kmeans_plusplus(key, x, weight, n_components: int):
+    """k-means++ seeding (D^2 weighting), greedy over 2 + log(K) candidates like scikit-learn.
+
+    Returns the (K, D) centres.
+    """
+    n_trials = 2 + int(math.log(n_components))
+    key, k0 = jax.random.split(key)
+    first = _sample_index(k0, weight)
+    centers = jnp.zeros((n_components, x.shape[1]), x.dtype).at[0].set(x[first])
+    closest = _sq_dist(x, x[first][None])[:, 0]
+
+    def body(i, carry):
+        centers, closest, key = carry
+        key, sub = jax.random.split(key)
+        p = weight * closest
+        p = jnp.where(jnp.sum(p) > 0, p, weight)  # all points already centres
+        cand = jax.vmap(lambda k: _sample_index(k, p))(jax.random.split(sub, n_trials))
+        d_cand = jnp.minimum(closest[None, :], _sq_dist(x, x[cand]).T)  # (T, N)
+        pot = jnp.sum(weight[None, :] * d_cand, axis=1)
+        best = jnp.argmin(pot)
+        return centers.at[i].set(x[cand[best]]), d_cand[best], key
+
+    centers, _, _ = jax.lax.fori_loop(1, n_components, body, (centers, closest, key))
+    return centers
+
+
+def lloyd(x, weight, centers, max_iter: int = 100, tol: float = 1e-4):
+    """Weighted Lloyd iterations from ``centers``; an empty cluster keeps its centre."""
+    tol = tol * jnp.mean(jnp.var(x, axis=0))
+
+    def step(c):
+        labels = jnp.argmin(_sq_dist(x, c), axis=1)
+        onehot = jax.nn.one_hot(labels, c.shape[0], dtype=x.dtype) * weight[:, None]
+        n = jnp.sum(onehot, axis=0)
+        new = jnp.matmul(onehot.T, x, precision=_HI) / jnp.maximum(n, 1e-30)[:, None]
+        return jnp.where((n > 0)[:, None], new, c)
+
+    def cond(s):
+        _, shift, i = s
+        return (i < max_iter) & (shift > tol)
+
+    def body(s):
+        c, _, i = s
+        new = step(c)
+        return new, jnp.sum((new - c) ** 2), i + 1
+
+    centers, _, _ = jax.lax.while_loop(cond, body, (centers, jnp.asarray(jnp.inf, x.dtype), 0))
+    return centers
+
+
+def initial_resp(key, data: Data, n_components: int, method: str):
+    """Initial responsibilities (N, K) by ``method`` (one of :data:`INIT_METHODS`)."""
+    x = jnp.where(jnp.isnan(data.x), 0.0, data.x)
+    w = data.weight
+    k = n_components
+    if method in ("kmeans", "k-means++"):
+        centers = kmeans_plusplus(key, x, w, k)
+        if method == "kmeans":
+            centers = lloyd(x, w, centers)
+        labels = jnp.argmin(_sq_dist(x, centers), axis=1)
+        return jax.nn.one_hot(labels, k, dtype=x.dtype)
+    if method == "random":
+        r = jax.random.uniform(key, (x.shape[0], k), dtype=x.dtype)
+        return r / jnp.sum(r, axis=1, keepdims=True)
+    if method == "random_from_data":
+        logits = jnp.where(w > 0, 0.0, -jnp.inf)
+        # K distinct rows by the Gumbel top-k trick (rows of weight 0 excluded)
+        g = jax.random.gumbel(key, logits.shape, x.dtype) + logits
+        idx = jax.lax.top_k(g, k)[1]
+        return jnp.zeros((x.shape[0], k), x.dtype).at[idx, jnp.arange(k)].set(1.0)
+    raise ValueError(f"init_params must be one of {INIT_METHODS}, got {method!r}")
+
+
+def _global_fallback(data: Data, cfg: EMConfig) -> GMMParams:
+    """Data mean and variance for every component (used when one is empty at start)."""
+    x = jnp.where(jnp.isnan(data.x), 0.0, data.x)
+    k, d = cfg.n_components, x.shape[1]
+    w = data.weight / jnp.sum(data.weight)
+    mean = w @ x
+    var = w @ (x - mean) ** 2
+    full = jnp.broadcast_to(jnp.diag(var), (k, d, d))
+    covs = cov.from_full(full, cfg.covariance_type)
+    return GMMParams(jnp.full((k,), 1.0 / k, x.dtype), jnp.broadcast_to(mean, (k, d)), covs,
+                     cov.precision_cholesky(covs, cfg.covariance_type))
+
+
+def initial_params(key, data: Data, prior, reg, cfg: EMConfig, method: str,
+                   user: UserInit = UserInit()) -> GMMParams:
+    """Initial parameters: M-step on the initial responsibilities, then user overrides."""
+    fallback = _global_fallback(data, cfg)
+    if user.weights is not None and user.means is not None and user.precisions_cholesky is not None:
+        params = fallback  # fully user-given: no data-driven start needed
+    else:
+        resp = initial_resp(key, data, cfg.n_components, method)
+        params, _ = m_step(sufficient_stats(data, resp, cfg.covariance_type), fallback, prior,
+                           reg, cfg)
+    weights, means, covs, prec_chol = params
+    if user.weights is not None:
+        weights = jnp.asarray(user.weights, weights.dtype)
+    if user.means is not None:
+        means = jnp.asarray(user.means, means.dtype)
+    if user.precisions_cholesky is not None:
+        prec_chol = jnp.asarray(user.precisions_cholesky, prec_chol.dtype)
+        covs = cov.covariance_from_precision_cholesky(prec_chol, cfg.covariance_type)
+    return GMMParams(weights, means, covs, prec_chol)

@@ -1,0 +1,217 @@
+"""Conjugate-style priors of the mixture, their log densities, defaults from data.
+
+The prior, shared by MAP-EM and MCMC (one model, :mod:`bgmm.model`):
+
+- ``weights ~ Dirichlet(weight_concentration)``
+- ``full``:  ``Sigma_k ~ InverseWishart(dof, scale)``, ``mu_k | Sigma_k ~ N(mean, Sigma_k / mean_precision)``
+- ``tied``:  ``Sigma ~ InverseWishart(dof, scale)``, ``mu_k | Sigma ~ N(mean, Sigma / mean_precision)``
+- ``diag``:  ``sigma2_kj ~ InverseGamma(dof / 2, scale_j / 2)``,
+  ``mu_kj | sigma2_kj ~ N(mean_j, sigma2_kj / mean_precision)``
+- ``spherical``: ``sigma2_k ~ InverseGamma(dof / 2, scale / 2)``,
+  ``mu_k | sigma2_k ~ N(mean, sigma2_k I / mean_precision)``
+
+(a one-dimensional inverse-Wishart ``IW(nu, psi)`` is ``InverseGamma(nu / 2, psi / 2)``,
+so ``dof`` and ``scale`` mean the same thing for every type). With the default
+``dof`` the prior mean of every covariance equals ``scale``.
+
+The data-driven default follows mclust's ``priorControl``: ``mean`` = the data mean,
+``mean_precision = 0.01``, ``dof = D + 2`` (``3`` for diag / spherical) and
+``scale = cov(X) / K^(2/D)`` (its diagonal, or the mean of its diagonal).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import gammaln, multigammaln
+
+from . import covariance as cov
+from .params import GMMParams
+
+
+class GMMPrior(NamedTuple):
+    """Hyper-parameters of the prior; ``None`` fields take the data-driven default.
+
+    weight_concentration: scalar or (K,) Dirichlet concentration (> 0; >= 1 for MAP-EM).
+    mean: (D,) prior mean of the component means.
+    mean_precision: scalar kappa > 0; the means' prior covariance is Sigma_k / kappa.
+    dof: scalar degrees of freedom (> D - 1 for full / tied, > 0 for diag / spherical).
+    scale: (D, D) positive definite (full, tied), (D,) positive (diag) or positive scalar
+        (spherical).
+    """
+
+    weight_concentration: object = None
+    mean: object = None
+    mean_precision: object = None
+    dof: object = None
+    scale: object = None
+
+
+def default_prior(x, n_components: int, covariance_type: str, sample_weight=None) -> GMMPrior:
+    """The weakly informative, scale-aware default prior for data x (N, D) (numpy, float64)."""
+    return resolve_prior(GMMPrior(), x, n_components, covariance_type, sample_weight)
+
+
+def resolve_prior(prior: GMMPrior, x, n_components: int, covariance_type: str,
+                  sample_weight=None) -> GMMPrior:
+    """Fill the ``None`` fields of ``prior`` from data and validate every field.
+
+    Returns a prior of float64 numpy arrays with full shapes; raises ``ValueError``
+    naming the offending field.
+    """
+    if not isinstance(prior, GMMPrior):
+        raise TypeError(f"prior must be None, 'default' or a bgmm.GMMPrior, got {type(prior).__name__}")
+    x = np.asarray(x, dtype=np.float64)
+    n, d = x.shape
+    k = n_components
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    obs = ~np.isnan(x)
+    xz = np.where(obs, x, 0.0)
+    wsum = (w[:, None] * obs).sum(0)
+    mean = (w[:, None] * xz).sum(0) / wsum
+    xc = np.where(obs, x - mean, 0.0)
+    data_cov = (w[:, None] * xc).T @ xc / np.sqrt(np.outer(wsum, wsum))
+    # a constant feature would give a singular default scale
+    floor = 1e-12 * max(float(np.max(np.diag(data_cov))), 1e-300)
+    data_cov = data_cov + floor * np.eye(d)
+    shrink = float(k) ** (2.0 / d)
+
+    def field(name, value, default):
+        v = default if value is None else np.asarray(value, dtype=np.float64)
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"prior {name} must be finite, got {v}")
+        return v
+
+    alpha = field("weight_concentration", prior.weight_concentration, np.ones(k))
+    alpha = np.broadcast_to(alpha, (k,)) if alpha.ndim == 0 else alpha
+    if alpha.shape != (k,) or np.any(alpha <= 0):
+        raise ValueError(
+            f"prior weight_concentration must be a positive scalar or have shape ({k},), got {alpha}"
+        )
+    m0 = field("mean", prior.mean, mean)
+    if m0.shape != (d,):
+        raise ValueError(f"prior mean must have shape ({d},), got {m0.shape}")
+    kappa = field("mean_precision", prior.mean_precision, np.array(0.01))
+    if kappa.shape != () or kappa <= 0:
+        raise ValueError(f"prior mean_precision must be a positive scalar, got {kappa}")
+    matrix = covariance_type in ("full", "tied")
+    dof = field("dof", prior.dof, np.array(d + 2.0 if matrix else 3.0))
+    min_dof = d - 1.0 if matrix else 0.0
+    if dof.shape != () or dof <= min_dof:
+        raise ValueError(
+            f"prior dof must be a scalar > {min_dof:g} for covariance_type={covariance_type!r} "
+            f"with {d} features, got {dof}"
+        )
+    default_scale = {
+        "full": data_cov / shrink,
+        "tied": data_cov / shrink,
+        "diag": np.diag(data_cov) / shrink,
+        "spherical": np.array(np.mean(np.diag(data_cov)) / shrink),
+    }[covariance_type]
+    scale = field("scale", prior.scale, default_scale)
+    if scale.shape != default_scale.shape:
+        raise ValueError(
+            f"prior scale must have shape {default_scale.shape} for covariance_type="
+            f"{covariance_type!r}, got {scale.shape}"
+        )
+    if matrix:
+        if not np.allclose(scale, scale.T) or np.any(np.linalg.eigvalsh(scale) <= 0):
+            raise ValueError("prior scale must be a symmetric positive definite matrix")
+    elif np.any(scale <= 0):
+        raise ValueError(f"prior scale must be positive, got {scale}")
+    return GMMPrior(alpha, m0, kappa, dof, scale)
+
+
+def standardize_prior(prior: GMMPrior, center, scale, covariance_type: str) -> GMMPrior:
+    """Express a resolved prior in the units of ``(x - center) / scale``."""
+    center = np.asarray(center, np.float64)
+    s = np.asarray(scale, np.float64)
+    if covariance_type in ("full", "tied"):
+        psi = prior.scale / np.outer(s, s)
+    elif covariance_type == "diag":
+        psi = prior.scale / s**2
+    else:
+        psi = prior.scale / s[0] ** 2
+    return GMMPrior(prior.weight_concentration, (prior.mean - center) / s,
+                    prior.mean_precision, prior.dof, psi)
+
+
+def log_prior_jacobian(covariance_type: str, n_components: int, log_scale) -> float:
+    """``log p(theta) - log p'(theta')`` for the standardisation ``x' = (x - c) / s``.
+
+    The map theta -> theta' is linear, so this is a constant: means contribute
+    ``-sum(log s)`` each, a full covariance ``-(D + 1) sum(log s)``, a variance ``-2 log s_j``.
+    """
+    log_s = np.asarray(log_scale, np.float64)
+    d = log_s.shape[0]
+    k = n_components
+    total = -k * log_s.sum()
+    if covariance_type == "full":
+        total -= k * (d + 1) * log_s.sum()
+    elif covariance_type == "tied":
+        total -= (d + 1) * log_s.sum()
+    elif covariance_type == "diag":
+        total -= 2.0 * k * log_s.sum()
+    else:
+        total -= 2.0 * k * log_s[0]
+    return float(total)
+
+
+# --------------------------------------------------------------------------------------
+# log densities (pure, jittable); closed forms, checked against NumPyro in the tests
+
+
+def _log_dirichlet(w, alpha):
+    return (gammaln(alpha.sum()) - gammaln(alpha).sum()
+            + jnp.sum(jnp.where(alpha == 1.0, 0.0, (alpha - 1.0) * jnp.log(w))))
+
+
+def _log_inv_gamma(v, a, b):
+    return a * jnp.log(b) - gammaln(a) - (a + 1.0) * jnp.log(v) - b / v
+
+
+def _log_inv_wishart(prec_chol, nu, psi):
+    """log IW(Sigma | nu, psi) with Sigma^{-1} = U U^T; U upper triangular (D, D)."""
+    d = psi.shape[-1]
+    logdet_psi = 2.0 * jnp.sum(jnp.log(jnp.diag(jnp.linalg.cholesky(psi))))
+    log_det_u = jnp.sum(jnp.log(jnp.diag(prec_chol)))  # = -0.5 log|Sigma|
+    trace = jnp.sum(prec_chol * jnp.matmul(psi, prec_chol, precision=jax.lax.Precision.HIGHEST))
+    return (0.5 * nu * logdet_psi - 0.5 * nu * d * math.log(2.0) - multigammaln(0.5 * nu, d)
+            + (nu + d + 1.0) * log_det_u - 0.5 * trace)
+
+
+def log_prior(params: GMMParams, prior: GMMPrior, covariance_type: str):
+    """``log p(weights, means, covariances)`` under the prior (scalar)."""
+    k, d = params.means.shape
+    u = params.precisions_cholesky
+    kappa = prior.mean_precision
+    lp = _log_dirichlet(params.weights, prior.weight_concentration)
+    diff = params.means - prior.mean[None, :]
+    log_2pi = math.log(2.0 * math.pi)
+    if covariance_type in ("full", "tied"):
+        uk = u if covariance_type == "full" else jnp.broadcast_to(u, (k, d, d))
+        y = jnp.einsum("kd,kde->ke", diff, uk, precision=jax.lax.Precision.HIGHEST)
+        log_det = jnp.sum(jnp.log(jnp.diagonal(uk, axis1=-2, axis2=-1)), axis=-1)
+        lp += jnp.sum(-0.5 * d * log_2pi + 0.5 * d * jnp.log(kappa) + log_det
+                      - 0.5 * kappa * jnp.sum(y * y, axis=-1))
+        if covariance_type == "full":
+            lp += jnp.sum(jax.vmap(_log_inv_wishart, (0, None, None))(u, prior.dof, prior.scale))
+        else:
+            lp += _log_inv_wishart(u, prior.dof, prior.scale)
+    else:
+        var = params.covariances if covariance_type == "diag" else params.covariances[:, None]
+        var_b = jnp.broadcast_to(var, (k, d))
+        lp += jnp.sum(-0.5 * log_2pi + 0.5 * jnp.log(kappa / var_b) - 0.5 * kappa * diff**2 / var_b)
+        lp += jnp.sum(_log_inv_gamma(params.covariances, 0.5 * prior.dof, 0.5 * prior.scale))
+    return lp
+
+
+def as_arrays(prior: GMMPrior, dtype) -> GMMPrior:
+    return GMMPrior(*(jnp.asarray(v, dtype=dtype) for v in prior))
+
+
+__all__ = ["GMMPrior", "default_prior", "resolve_prior", "log_prior"]
