@@ -111,3 +111,11 @@ def test_load_faithful_frame_matches_array(faithful):
     assert isinstance(df, pd.DataFrame)
     np.testing.assert_array_equal(df.to_numpy(), faithful)
     assert faithful.shape == (272, 2)
+
+
+def test_passes_sklearn_check_estimator():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    results = check_estimator(bgmm.GaussianMixture(), on_fail=None)
+    failed = {r["check_name"]: repr(r["exception"]) for r in results if r["status"] == "failed"}
+    assert len(results) > 40 and not failed
