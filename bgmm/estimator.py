@@ -81,6 +81,39 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     missing : "error" (NaN rejected) or "marginalize" (NaN entries are missing at
         random and integrated out).
     random_state : None, int or numpy RandomState.
+
+    Notes
+    -----
+    Policies for bad input and hard data:
+
+    - **Validation.** Parameters, data, ``sample_weight``, the ``*_init`` arrays and the
+      prior are checked before anything runs; bad values raise ``ValueError`` or
+      ``TypeError`` naming the value and what was expected (``NotFittedError`` for
+      prediction before ``fit``). A ``fit`` that raises leaves the estimator exactly as it
+      was. NaN in ``X`` is an error unless ``missing="marginalize"``; infinity always is.
+    - **Scale.** Data are centred and scaled in float64 before EM, so offsets (1e6 + small
+      noise) and scales (1e-8, 1e8) fit as well in float32 as unit-scale data.
+      ``reg_covar`` is in the data's units; a ``DegenerateFitWarning`` says when it is not
+      small against a feature's variance.
+    - **Collapse (MLE).** A component on a point or a lower-dimensional subspace
+      (duplicate points, constant or collinear features) has a likelihood bounded only by
+      ``reg_covar``; the fit stays positive definite and a ``DegenerateFitWarning`` names
+      the component(s).
+    - **Emptied components (MLE).** A component whose responsibility mass falls below
+      ``10 * eps`` of the total keeps weight ~0 and its previous mean and covariance (it
+      is not re-seeded, so the objective stays monotone); a ``DegenerateFitWarning``
+      names every component holding less than one sample's weight.
+    - **MAP.** The prior keeps every component proper (no warning needed): an emptied
+      component falls back to the prior's mode.
+    - **Non-PD M-step.** If a covariance is not numerically positive definite even with
+      ``reg_covar``, EM stops, keeps the last valid parameters and warns
+      (``DegenerateFitWarning``).
+    - **Convergence.** EM that reaches ``max_iter`` without ``|change| < tol`` emits
+      :class:`bgmm.ConvergenceWarning` (a scikit-learn ``ConvergenceWarning``) with the
+      last change of the objective.
+    - **Determinism.** The same ``random_state`` gives bit-identical results on the same
+      machine; restart ``i`` uses a key folded from the seed and ``i``, so it does not
+      depend on ``n_init``. ``all_lower_bounds_`` holds every restart's final objective.
     """
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
@@ -145,7 +178,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 raise ValueError(
                     f"X contains NaN (first at row {i}, column {j}; {int(bad.sum())} in all); "
                     "pass missing='marginalize' to treat NaN as missing at random, or impute")
-        big = np.nanmax(np.abs(X)) if X.size and not np.isnan(X).all() else 0.0
+        big = float(np.nanmax(np.abs(X))) if X.size and not np.isnan(X).all() else 0.0
         if big > _MAX_ABS:
             raise ValueError(
                 f"X has entries up to {big:.3g} in magnitude; bgmm needs |x| <= {_MAX_ABS:.0e} "
