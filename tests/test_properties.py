@@ -172,7 +172,8 @@ def test_affine_change_moves_means_and_covariances(c):
 
 
 @pytest.mark.parametrize("ct", [
-    "full", pytest.param("tied", marks=pytest.mark.slow), "diag",
+    "full", pytest.param("tied", marks=pytest.mark.slow),
+    pytest.param("diag", marks=pytest.mark.slow),
     pytest.param("spherical", marks=pytest.mark.slow)])
 def test_data_sampled_from_a_fit_refits_nearby(ct):
     """Sample 4000 points from a fitted model and refit: parameters within sampling error."""

@@ -124,7 +124,11 @@ def test_offsets_and_scales_give_the_unit_scale_fit(name, scale, shift, dtype):
                               random_state=0).fit(x)
     tol = 1e-9 if dtype == "float64" else 2e-4
     np.testing.assert_allclose(gm.weights_, ref.weights_, atol=tol)
-    np.testing.assert_allclose((gm.means_ - shift) / scale, ref.means_, atol=tol * 10)
+    # public attributes are in the estimator's dtype: at 1e6 a float32 mean is rounded to
+    # its spacing there (0.0625); prediction and scores use the internal float64 copy
+    spacing = float(np.spacing(np.asarray(shift + abs(scale) * 50, gm.means_.dtype)))
+    np.testing.assert_allclose(gm.means_, ref.means_ * scale + shift,
+                               atol=tol * 10 * scale + spacing, rtol=0)
     np.testing.assert_allclose(gm.covariances_ / scale**2, ref.covariances_, atol=tol * 10)
     # log-likelihood per sample shifts by -D log(scale)
     assert abs(gm.score(x) - (ref.score(BASE) - D * np.log(scale))) < tol * 10
@@ -139,7 +143,12 @@ def test_huge_offset_float32_matches_sklearn_float64():
     assert abs(gm.score(x) - sk.score(x)) < 1e-4 * abs(sk.score(x)) + 1e-4
     order = np.argsort(gm.means_[:, 0])
     sk_order = np.argsort(sk.means_[:, 0])
-    np.testing.assert_allclose(gm.means_[order], sk.means_[sk_order], rtol=0, atol=1e-4)
+    # float32 attributes: at 1e6 the spacing is 0.0625 (1e-2 * BASE has within-cluster sd 0.01)
+    np.testing.assert_allclose(gm.means_[order], sk.means_[sk_order], rtol=0, atol=0.0625)
+    np.testing.assert_allclose(gm.covariances_[order], sk.covariances_[sk_order], rtol=1e-3,
+                               atol=1e-3 * np.abs(sk.covariances_).max())
+    np.testing.assert_array_equal(np.argsort(order)[gm.predict(x)],
+                                  np.argsort(sk_order)[sk.predict(x)])
 
 
 def test_tiny_scale_with_default_reg_covar_warns():
@@ -150,7 +159,8 @@ def test_tiny_scale_with_default_reg_covar_warns():
     check_proper(gm, 1e-8 * BASE, "full")
 
 
-@pytest.mark.parametrize("ct", TYPES)
+@pytest.mark.parametrize("ct", ["full", pytest.param("tied", marks=pytest.mark.slow),
+                                pytest.param("diag", marks=pytest.mark.slow), "spherical"])
 def test_emptied_component_policy(ct):
     """MLE: a component that loses all its points keeps weight ~0 and its previous mean and
     covariance (em.m_step), and a DegenerateFitWarning names it; MAP keeps it proper."""
@@ -171,8 +181,10 @@ def test_emptied_component_policy(ct):
     assert gm.weights_[2] < 1e-3
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("prior", [None, "default"], ids=["MLE", "MAP"])
+@pytest.mark.parametrize("prior,dtype", [
+    (None, "float64"), ("default", "float32"),
+    pytest.param(None, "float32", marks=pytest.mark.slow),
+    pytest.param("default", "float64", marks=pytest.mark.slow)])
 def test_k_close_to_n(prior, dtype):
     x = BASE[:12]
     gm = bgmm.GaussianMixture(10, dtype=dtype, prior=prior, random_state=0)
@@ -185,10 +197,11 @@ def test_k_close_to_n(prior, dtype):
 
 
 def test_not_converged_warns_with_last_change():
-    with pytest.warns(ConvergenceWarning, match=r"did not converge in max_iter=2 .*last change of "
-                                                r"the objective was [0-9.e+-]+ > tol=0"):
-        gm = bgmm.GaussianMixture(K, max_iter=2, tol=0.0, random_state=0).fit(BASE)
-    assert not gm.converged_ and gm.n_iter_ == 2
+    # tol=0 is never met (the default max_iter=100 keeps the compiled program shared)
+    with pytest.warns(ConvergenceWarning, match=r"did not converge in max_iter=100 .*last change "
+                                                r"of the objective was [0-9.e+-]+ > tol=0"):
+        gm = bgmm.GaussianMixture(K, tol=0.0, random_state=0).fit(BASE)
+    assert not gm.converged_ and gm.n_iter_ == 100
     check_proper(gm, BASE, "full")
 
 
@@ -207,10 +220,12 @@ def test_failed_refit_keeps_previous_fit():
 
 
 # ------------------------------------------------------------------ determinism
-@pytest.mark.parametrize("prior", [None, "default"], ids=["MLE", "MAP"])
+@pytest.mark.parametrize("prior", [None, pytest.param("default", marks=pytest.mark.slow)],
+                         ids=["MLE", "MAP"])
 def test_same_random_state_is_bit_identical(prior):
-    a = bgmm.GaussianMixture(K, n_init=4, prior=prior, random_state=7).fit(BASE)
-    b = bgmm.GaussianMixture(K, n_init=4, prior=prior, random_state=7).fit(BASE)
+    kw = dict(n_init=4, init_params="random", prior=prior, random_state=7)
+    a = bgmm.GaussianMixture(K, **kw).fit(BASE)
+    b = bgmm.GaussianMixture(K, **kw).fit(BASE)
     for name in ("weights_", "means_", "covariances_", "lower_bounds_", "all_lower_bounds_"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     np.testing.assert_array_equal(a.predict_proba(BASE), b.predict_proba(BASE))
