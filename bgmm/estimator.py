@@ -81,6 +81,39 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     missing : "error" (NaN rejected) or "marginalize" (NaN entries are missing at
         random and integrated out).
     random_state : None, int or numpy RandomState.
+
+    Notes
+    -----
+    Policies for bad input and hard data:
+
+    - **Validation.** Parameters, data, ``sample_weight``, the ``*_init`` arrays and the
+      prior are checked before anything runs; bad values raise ``ValueError`` or
+      ``TypeError`` naming the value and what was expected (``NotFittedError`` for
+      prediction before ``fit``). A ``fit`` that raises leaves the estimator exactly as it
+      was. NaN in ``X`` is an error unless ``missing="marginalize"``; infinity always is.
+    - **Scale.** Data are centred and scaled in float64 before EM, so offsets (1e6 + small
+      noise) and scales (1e-8, 1e8) fit as well in float32 as unit-scale data.
+      ``reg_covar`` is in the data's units; a ``DegenerateFitWarning`` says when it is not
+      small against a feature's variance.
+    - **Collapse (MLE).** A component on a point or a lower-dimensional subspace
+      (duplicate points, constant or collinear features) has a likelihood bounded only by
+      ``reg_covar``; the fit stays positive definite and a ``DegenerateFitWarning`` names
+      the component(s).
+    - **Emptied components (MLE).** A component whose responsibility mass falls below
+      ``10 * eps`` of the total keeps weight ~0 and its previous mean and covariance (it
+      is not re-seeded, so the objective stays monotone); a ``DegenerateFitWarning``
+      names every component holding less than one sample's weight.
+    - **MAP.** The prior keeps every component proper (no warning needed): an emptied
+      component falls back to the prior's mode.
+    - **Non-PD M-step.** If a covariance is not numerically positive definite even with
+      ``reg_covar``, EM stops, keeps the last valid parameters and warns
+      (``DegenerateFitWarning``).
+    - **Convergence.** EM that reaches ``max_iter`` without ``|change| < tol`` emits
+      :class:`bgmm.ConvergenceWarning` (a scikit-learn ``ConvergenceWarning``) with the
+      last change of the objective.
+    - **Determinism.** The same ``random_state`` gives bit-identical results on the same
+      machine; restart ``i`` uses a key folded from the seed and ``i``, so it does not
+      depend on ``n_init``. ``all_lower_bounds_`` holds every restart's final objective.
     """
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
@@ -132,11 +165,25 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"prior must be None (MLE), 'default' or a bgmm.GMMPrior, got {self.prior!r}")
 
     def _validate_X(self, X, reset):
-        return validate_data(
+        _check_numeric_columns(X)
+        X = validate_data(
             self, X, reset=reset, dtype=[np.float64, np.float32],
-            ensure_min_samples=2 if reset else 1,
-            ensure_all_finite="allow-nan" if self.missing == "marginalize" else True,
+            ensure_min_samples=2 if reset else 1, ensure_all_finite="allow-nan",
         )
+        # (infinity is rejected by validate_data itself)
+        if self.missing != "marginalize":
+            bad = np.isnan(X)
+            if bad.any():
+                i, j = np.argwhere(bad)[0]
+                raise ValueError(
+                    f"X contains NaN (first at row {i}, column {j}; {int(bad.sum())} in all); "
+                    "pass missing='marginalize' to treat NaN as missing at random, or impute")
+        big = float(np.nanmax(np.abs(X))) if X.size and not np.isnan(X).all() else 0.0
+        if big > _MAX_ABS:
+            raise ValueError(
+                f"X has entries up to {big:.3g} in magnitude; bgmm needs |x| <= {_MAX_ABS:.0e} "
+                "(squares must not overflow float64): rescale the data")
+        return X
 
     def _check_X_nan(self, X):
         if self.missing == "marginalize" and np.any(np.all(np.isnan(X), axis=1)):
@@ -184,7 +231,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
-        """Fit by EM (all ``n_init`` restarts at once); returns self."""
+        """Fit by EM (all ``n_init`` restarts at once); returns self.
+
+        A fit that raises leaves the estimator exactly as it was (parameters and any
+        previous fit).
+        """
+        state = dict(self.__dict__)
+        try:
+            return self._fit(X, sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(state)
+            raise
+
+    def _fit(self, X, sample_weight):
         self._check_parameters()
         X = self._validate_X(X, reset=True)
         n, d = X.shape
@@ -201,6 +261,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 raise ValueError("sample_weight must be finite with a positive sum")
         prior = self._resolve_prior(X, w)
         std = Standardizer.fit(X, w, self.covariance_type)
+        varying = np.nanmax(X, axis=0) > np.nanmin(X, axis=0)
+        if varying.any() and self.reg_covar > 0.1 * np.min(std.scale[varying] ** 2):
+            j = np.flatnonzero(varying)[np.argmin(std.scale[varying])]
+            warnings.warn(
+                f"reg_covar={self.reg_covar:g} is not small against the variance of feature {j} "
+                f"({std.scale[j] ** 2:.3g}): the regulariser dominates the covariances. Rescale "
+                "the data or lower reg_covar.", DegenerateFitWarning, stacklevel=3)
         user = self._user_init(d, std)
         weight = np.ones(n) if w is None else w
         xs, ws = pad_rows(std.transform(X), weight, bucket_size(n))
@@ -250,27 +317,35 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             warnings.warn(
                 f"EM stopped after {self.n_iter_} iterations: an M-step produced a covariance "
                 "that is not positive definite; the last valid parameters are kept. Increase "
-                "reg_covar or use prior='default'.", DegenerateFitWarning, stacklevel=3)
+                "reg_covar or use prior='default'.", DegenerateFitWarning, stacklevel=4)
         elif not self.converged_:
             warnings.warn(
                 f"EM did not converge in max_iter={self.max_iter} iterations (best of "
                 f"n_init={self.n_init}); the last change of the objective was "
                 f"{float(r.last_change):.3g} > tol={self.tol}. Increase max_iter or tol, or check "
-                "the data.", ConvergenceWarning, stacklevel=3)
-        if prior is None:
-            n_eff = np.asarray(self.weights_, np.float64) * weight.sum()
-            empty = np.flatnonzero(n_eff < 1.0)
-            tiny = np.flatnonzero((n_eff >= 1.0) & (n_eff < 2.0))
-            if empty.size:
-                warnings.warn(
-                    f"component(s) {empty.tolist()} hold less than one sample's weight (emptied "
-                    "during EM: weight ~0, previous mean and covariance kept). Use fewer "
-                    "components or prior='default'.", DegenerateFitWarning, stacklevel=3)
-            if tiny.size:
-                warnings.warn(
-                    f"component(s) {tiny.tolist()} collapsed onto a single sample (covariance "
-                    "~reg_covar: the likelihood is unbounded there). Use fewer components, a "
-                    "larger reg_covar or prior='default'.", DegenerateFitWarning, stacklevel=3)
+                "the data.", ConvergenceWarning, stacklevel=4)
+        if prior is not None:
+            return  # the prior keeps every component proper
+        # 1e-3 slack: a component owning exactly one sample must not be reported
+        n_eff = np.asarray(self._params_std.weights) * weight.sum()
+        empty = n_eff < 1.0 - 1e-3
+        if empty.any():
+            warnings.warn(
+                f"component(s) {np.flatnonzero(empty).tolist()} hold less than one sample's "
+                f"weight (effective counts {np.round(n_eff[empty], 3).tolist()}); an emptied "
+                "component keeps weight ~0 and its previous mean and covariance. Use fewer "
+                "components or prior='default'.", DegenerateFitWarning, stacklevel=4)
+        collapsed = _collapsed(self._params_std, self.reg_covar / std.scale**2, ct, self.dtype)
+        collapsed &= ~empty if ct != "tied" else True
+        if collapsed.any():
+            what = ("the tied covariance" if ct == "tied"
+                    else f"component(s) {np.flatnonzero(collapsed).tolist()}")
+            warnings.warn(
+                f"{what} collapsed onto a point or a lower-dimensional subspace (duplicate "
+                "points, a constant feature or collinear features): the covariance is "
+                "singular but for reg_covar, which alone sets the likelihood there. Use fewer "
+                "components, drop redundant features, raise reg_covar or use prior='default'.",
+                DegenerateFitWarning, stacklevel=4)
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then the label of each sample (equal to ``fit(X).predict(X)``)."""
@@ -330,9 +405,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         w = np.asarray(self.weights_, np.float64)
         counts = rng.multinomial(n_samples, w / w.sum())
-        full = np.asarray(cov.to_full(jnp.asarray(np.asarray(self.covariances_, np.float64)),
-                                      self.covariance_type, self.n_components,
-                                      self.means_.shape[1]))
+        full = _np_to_full(np.asarray(self.covariances_, np.float64), self.covariance_type,
+                           self.n_components, self.means_.shape[1])
         xs = [rng.multivariate_normal(m, c, int(c_n)) for m, c, c_n in zip(self.means_, full, counts)]
         y = np.concatenate([np.full(c_n, j, int) for j, c_n in enumerate(counts)])
         return np.vstack(xs).astype(np.dtype(self.dtype)), y
@@ -353,6 +427,51 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------------- numpy helpers
+_MAX_ABS = 1e150
+
+
+def _check_numeric_columns(X):
+    """A DataFrame with non-numeric columns: TypeError naming them (before any conversion)."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(X, "columns"):
+        return
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    bad = [f"{c!r} ({t})" for c, t in zip(X.columns, dtypes)
+           if not (is_numeric_dtype(t) or is_bool_dtype(t))]
+    if bad:
+        raise TypeError(
+            f"X has non-numeric column(s) {', '.join(bad)}; GaussianMixture needs numeric "
+            "features: encode or drop them")
+
+
+def _np_to_full(covs, ct, k, d):
+    if ct == "full":
+        return covs
+    if ct == "tied":
+        return np.broadcast_to(covs, (k, d, d))
+    var = covs if ct == "diag" else np.repeat(covs[:, None], d, axis=1)
+    return var[:, :, None] * np.eye(d)
+
+
+def _collapsed(p: GMMParams, reg_std, ct, dtype):
+    """Mask of components whose covariance (standardised units) is singular but for the
+    added regularisation; tied: one flag. ``reg_std`` (D,) is ``reg_covar`` standardised."""
+    eps = np.finfo(np.dtype(dtype)).eps
+    k, d = p.means.shape
+    regd = np.maximum(np.broadcast_to(reg_std, (d,)), 16 * eps)  # as em._reg_diag
+    # round-off of the moment formula s2 / n - m m^T grows with the squared mean
+    tol = 100 * eps * (1.0 + np.sum(p.means**2, axis=1))
+    if ct == "tied":
+        lam = np.linalg.eigvalsh(p.covariances - np.diag(regd))[0]
+        return np.asarray(lam <= tol.max())
+    if ct == "full":
+        lam = np.linalg.eigvalsh(p.covariances - np.diag(regd))[:, 0]
+    elif ct == "diag":
+        lam = np.min(p.covariances - regd[None, :], axis=1)
+    else:
+        lam = p.covariances - np.mean(regd)
+    return lam <= tol
 def _standardize_cov(covs, scale, ct):
     if ct in ("full", "tied"):
         return covs / np.outer(scale, scale)
@@ -398,12 +517,19 @@ def _precisions(prec_chol, ct):
 def _covariances_from_precisions(prec, ct):
     if ct in ("diag", "spherical"):
         if np.any(prec <= 0) or not np.isfinite(prec).all():
-            raise ValueError("precisions_init must be positive")
+            raise ValueError(f"precisions_init must be positive and finite, got {prec}")
         return 1.0 / prec
 
-    def one(p):
-        if not np.allclose(p, p.T) or np.any(np.linalg.eigvalsh(p) <= 0):
-            raise ValueError("precisions_init must be symmetric positive definite")
+    def one(p, where):
+        if not np.isfinite(p).all() or not np.allclose(p, p.T):
+            raise ValueError(f"precisions_init{where} must be symmetric positive definite, "
+                             f"got a non-symmetric or non-finite matrix {p.tolist()}")
+        lam = np.linalg.eigvalsh(p)[0]
+        if lam <= 0:
+            raise ValueError(f"precisions_init{where} must be symmetric positive definite, "
+                             f"got smallest eigenvalue {lam:.3g}")
         return np.linalg.inv(p)
 
-    return one(prec) if ct == "tied" else np.stack([one(p) for p in prec])
+    if ct == "tied":
+        return one(prec, "")
+    return np.stack([one(p, f"[{i}]") for i, p in enumerate(prec)])

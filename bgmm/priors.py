@@ -74,9 +74,15 @@ def resolve_prior(prior: GMMPrior, x, n_components: int, covariance_type: str,
     mean = (w[:, None] * xz).sum(0) / wsum
     xc = np.where(obs, x - mean, 0.0)
     data_cov = (w[:, None] * xc).T @ xc / np.sqrt(np.outer(wsum, wsum))
-    # a constant feature would give a singular default scale
-    floor = 1e-12 * max(float(np.max(np.diag(data_cov))), 1e-300)
-    data_cov = data_cov + floor * np.eye(d)
+    # a constant feature or collinear features would give a singular default scale (NaN
+    # log prior in float32): lift the correlation matrix's smallest eigenvalue to 1e-5,
+    # each feature relative to its own variance (1 for a constant one, as the shell's
+    # Standardizer); well-conditioned data are left exactly as they are
+    var = np.diag(data_cov)
+    ref = np.where(var > 0, var, 1.0)
+    lam = float(np.linalg.eigvalsh(data_cov / np.sqrt(np.outer(ref, ref)))[0])
+    if lam < 1e-5:
+        data_cov = data_cov + np.diag((1e-5 - lam) * ref)
     shrink = float(k) ** (2.0 / d)
 
     def field(name, value, default):
