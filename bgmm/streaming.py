@@ -98,7 +98,7 @@ def as_source(source, chunk_size: int):
 
 
 def _rechunk(blocks, chunk_size):
-    """Re-cut blocks of any sizes into float64 chunks of exactly chunk_size rows (last short)."""
+    """Re-cut blocks of any sizes into chunks of exactly chunk_size rows (the last short)."""
     buf, n_buf, d = [], 0, None
     for b in blocks:
         b = np.asarray(b)
@@ -112,11 +112,11 @@ def _rechunk(blocks, chunk_size):
         n_buf += b.shape[0]
         while n_buf >= chunk_size:
             cat = np.concatenate(buf) if len(buf) > 1 else buf[0]
-            yield np.asarray(cat[:chunk_size], np.float64)
+            yield cat[:chunk_size]
             rest = cat[chunk_size:]
             buf, n_buf = ([rest] if rest.shape[0] else []), rest.shape[0]
     if n_buf:
-        yield np.asarray(np.concatenate(buf), np.float64)
+        yield np.concatenate(buf)
 
 
 # ---------------------------------------------------------------------------- passes
@@ -127,9 +127,12 @@ def _first_pass(blocks, n_sub, rng):
     n, mean, m2 = 0, None, None
     keys = rows = None
     for c in blocks:
+        if not np.issubdtype(c.dtype, np.number):
+            raise TypeError(f"chunks must hold numbers, got dtype {c.dtype}")
         if not np.all(np.isfinite(c)):
             raise ValueError("the data contain NaN or infinite values")
         nc = c.shape[0]
+        c = np.asarray(c, np.float64)
         mc = c.mean(0)
         m2c = ((c - mc) ** 2).sum(0)
         if n == 0:
@@ -163,9 +166,14 @@ def _std_from_moments(mean, var, covariance_type):
 
 
 @partial(jax.jit, static_argnames=("cfg",))
-def _chunk_expectation(x, weight, params, *, cfg):
-    data = em.make_data(x, weight, cfg.covariance_type)
-    return em.expectation(data, params, cfg)
+def _chunk_expectation(x, n_valid, center, scale, params, *, cfg):
+    # standardise on the device (float64 when computing in float64, so the same numbers
+    # as the estimator's numpy standardisation); rows >= n_valid are padding, weight 0
+    dt = params.means.dtype
+    xs = (x.astype(dt) - center) / scale
+    weight = (jnp.arange(x.shape[0]) < n_valid).astype(dt)
+    xs = jnp.where(weight[:, None] > 0, xs, 0.0)
+    return em.expectation(em.make_data(xs, weight, cfg.covariance_type), params, cfg)
 
 
 @partial(jax.jit, static_argnames=("cfg",))
@@ -182,14 +190,15 @@ def _init(key, x, weight, reg, user, *, cfg, method):
 def _pass_stats(blocks, std, params, cfg, chunk_size, dt):
     """One pass: summed SuffStats and weighted log-likelihood over all chunks."""
     tot = None
+    center, scale = jnp.asarray(std.center, dt), jnp.asarray(std.scale, dt)
+    # float32 and float64 chunks pass as they are (cast on the device); others as float64
     for c in blocks:
         n = c.shape[0]
-        xs = (c - std.center) / std.scale
-        w = np.ones(chunk_size)
+        if c.dtype not in (np.float32, np.float64):
+            c = np.asarray(c, np.float64)
         if n < chunk_size:
-            xs = np.concatenate([xs, np.zeros((chunk_size - n, xs.shape[1]))])
-            w[n:] = 0.0
-        out = _chunk_expectation(jnp.asarray(xs, dt), jnp.asarray(w, dt), params, cfg=cfg)
+            c = np.concatenate([c, np.zeros((chunk_size - n, c.shape[1]), c.dtype)])
+        out = _chunk_expectation(c, n, center, scale, params, cfg=cfg)
         tot = out if tot is None else jax.tree.map(jnp.add, tot, out)
     return tot
 

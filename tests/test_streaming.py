@@ -28,7 +28,7 @@ def X():
     return x[rng.permutation(len(x))]
 
 
-@pytest.mark.parametrize("ct", ["full", "diag"])
+@pytest.mark.parametrize("ct", ["full", pytest.param("diag", marks=pytest.mark.slow)])
 def test_matches_sklearn_and_in_memory_fit(X, ct):
     sk0 = SK(3, covariance_type=ct, random_state=0, max_iter=2).fit(X)
     kw = dict(covariance_type=ct, weights_init=sk0.weights_, means_init=sk0.means_,
@@ -103,18 +103,18 @@ MEMORY_SCRIPT = textwrap.dedent(r"""
     src = np.load(path, mmap_mode="r")
     fit_streaming(src[:100_000], 2, chunk_size=1 << 15, max_iter=2)  # compile, warm up
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    g = fit_streaming(np.load(path, mmap_mode="r"), 2, chunk_size=1 << 15, max_iter=3, tol=0.0)
+    g = fit_streaming(np.load(path, mmap_mode="r"), 2, chunk_size=1 << 15, max_iter=2, tol=0.0)
     grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    assert g.n_iter_ == 3 and np.isfinite(g.lower_bound_)
+    assert g.n_iter_ == 2 and np.isfinite(g.lower_bound_)
     print("GREW_KB", grew)
 """)
 
 
 def test_peak_memory_bounded(tmp_path):
-    n = 2_000_000  # 64 MB of float32 on disk
+    n = 1_000_000  # 32 MB of float32 on disk
     r = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(tmp_path / "big.npy"), str(n)],
                        capture_output=True, text=True, timeout=600,
                        env=dict(os.environ, JAX_PLATFORMS="cpu"))
     assert r.returncode == 0, r.stdout + r.stderr
     grew_kb = int(r.stdout.split("GREW_KB")[1].split()[0])
-    assert grew_kb < 24_000, f"peak RSS grew by {grew_kb} kB while streaming a 64 MB file"
+    assert grew_kb < 12_000, f"peak RSS grew by {grew_kb} kB while streaming a 32 MB file"
