@@ -438,3 +438,34 @@ def test_missing_fit_close_to_complete_data_fit(name, p, ct):
     # on average over replicates (per replicate it holds in most but not all cells:
     # spherical Old Faithful at 30% has near-equivalent optima)
     assert d_marg.mean() < d_cc.mean()
+
+
+@pytest.mark.slow
+def test_nuts_with_missing_entries_agrees_with_map_em_and_imputes():
+    """NUTS on ``marginal_model(missing=True)`` (Old Faithful, 20% of entries removed),
+    started at the MAP-EM fit: the posterior means lie within a few posterior sds of
+    the MAP estimate, and posterior imputation centres on the EM conditional means."""
+    from numpyro.infer import MCMC, NUTS, init_to_value
+
+    x = load_faithful()
+    xm = mcar(x, 0.2, np.random.default_rng(11))
+    g = GaussianMixture(2, covariance_type="full", prior="default", missing="marginalize",
+                        tol=1e-8, random_state=0).fit(xm)
+    start = {"weights": g.weights_, "means": g.means_, "covariances": g.covariances_}
+    with jax.enable_x64(True):
+        mcmc = MCMC(NUTS(marginal_model, init_strategy=init_to_value(values=start)),
+                    num_warmup=400, num_samples=800, num_chains=1, progress_bar=False)
+        mcmc.run(jax.random.PRNGKey(0), jnp.asarray(xm), n_components=2,
+                 covariance_type="full", prior=g._prior, missing=True)
+        post = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    m = post["means"].reshape(-1, 2, 2)
+    z = np.abs(m.mean(0) - g.means_) / m.std(0)
+    assert z.max() < 3, z
+    rows = np.flatnonzero(np.isnan(xm).any(axis=1))[:30]
+    draws = g.impute(xm[rows], posterior=post, random_state=0)
+    assert draws.shape == (800, len(rows), 2)
+    miss = np.isnan(xm[rows])
+    em_mean = g.impute(xm[rows])
+    sd = draws.std(0)
+    # posterior predictive spread (conditional sd plus parameter uncertainty) dominates
+    assert np.all(np.abs(draws.mean(0) - em_mean)[miss] < 0.25 * sd[miss] + 1e-9)
