@@ -212,7 +212,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         weight = np.ones(n) if w is None else w
         xs, ws = pad_rows(std.transform(X), weight, bucket_size(n))
         cfg = em.EMConfig(self.n_components, self.covariance_type, int(self.max_iter),
-                          prior is not None, self.missing == "marginalize")
+                          # data without NaN take the ordinary (cheaper, identical) E-step
+                          prior is not None, bool(np.isnan(X).any()))
         reg = self.reg_covar / std.scale**2
         seed = seed_from(self.random_state)
         with precision_scope(self.dtype):
@@ -289,7 +290,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             n = X.shape[0]
             xs, _ = pad_rows(self._std.transform(X), np.ones(n), bucket_size(n))
             resp, log_norm = _e_step(jnp.asarray(xs, dt), params, covariance_type=self.covariance_type,
-                                     missing=self.missing == "marginalize")
+                                     missing=bool(np.isnan(X).any()))
             resp, log_norm = np.asarray(resp)[:n], np.asarray(log_norm)[:n]
         return resp.astype(np.float64), log_norm.astype(np.float64) - _row_log_det(X, self._std)
 
