@@ -4,6 +4,7 @@ from ._shell import ConvergenceWarning, DegenerateFitWarning
 from .covariance import COVARIANCE_TYPES
 from .datasets import load_faithful
 from .estimator import GaussianMixture
+from .io import load_estimator, load_posterior, save_estimator, save_posterior
 from .model import marginal_model, model
 from .params import GMMParams
 from .priors import GMMPrior, default_prior
@@ -18,7 +19,11 @@ __all__ = [
     "GMMPrior",
     "GaussianMixture",
     "default_prior",
+    "load_estimator",
     "load_faithful",
+    "load_posterior",
     "marginal_model",
     "model",
+    "save_estimator",
+    "save_posterior",
 ]

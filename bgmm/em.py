@@ -159,12 +159,21 @@ def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, c
             covs = s2 / nks[:, None] - means**2
             if ct == "spherical":
                 covs = jnp.mean(covs, axis=1)
-    if ct in ("full", "tied"):
-        covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2)) + jnp.diag(regd)
+    # the moment formulas cancel: their round-off grows with the second moments, so the
+    # floor under reg does too (keeps a component collapsed far from the centre definite)
+    scale2 = (s2 if ct in ("diag", "spherical") else jnp.diagonal(s2, axis1=-2, axis2=-1))
+    scale2 = jnp.max(scale2 / jnp.maximum(nk, eps)[:, None], axis=-1)  # (K,)
+    floor = 16 * eps * (1.0 + scale2)
+    if ct == "full":
+        regk = jnp.maximum(regd[None, :], floor[:, None])
+        covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2)) + regk[:, :, None] * jnp.eye(d, dtype=dtype)
+    elif ct == "tied":
+        regt = jnp.maximum(regd, 16 * eps * (1.0 + jnp.max(jnp.sum(jnp.diagonal(s2, axis1=-2, axis2=-1), 0)) / total))
+        covs = 0.5 * (covs + covs.T) + jnp.diag(regt)
     elif ct == "diag":
-        covs = covs + regd[None, :]
+        covs = covs + jnp.maximum(regd[None, :], floor[:, None])
     else:
-        covs = covs + jnp.mean(regd)
+        covs = covs + jnp.maximum(jnp.mean(regd), floor)
     if not cfg.map and ct != "tied":
         mask = empty.reshape((k,) + (1,) * (covs.ndim - 1))
         covs = jnp.where(mask, fallback.covariances, covs)

@@ -247,7 +247,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.weights_ = weights.astype(out)
         self.means_ = means.astype(out)
         self.covariances_ = covs.astype(out)
-        self.precisions_cholesky_ = _np_precision_cholesky(covs, ct).astype(out)
+        # Sigma = S Sigma' S  =>  U = S^{-1} U' stays triangular: no refactorisation
+        self.precisions_cholesky_ = _destandardize_prec_chol(self._params_std.precisions_cholesky,
+                                                             std, ct).astype(out)
         self.precisions_ = _precisions(self.precisions_cholesky_, ct)
         self.converged_ = bool(r.converged)
         self.n_iter_ = int(r.n_iter)
@@ -265,14 +267,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"n_init={self.n_init}); the last change of the objective was "
                 f"{float(r.last_change):.3g} > tol={self.tol}. Increase max_iter or tol, or check "
                 "the data.", ConvergenceWarning, stacklevel=3)
-        # "one sample's weight" is the mean positive weight (weights may be normalised)
-        n_eff = self.weights_ * weight.sum() / weight[weight > 0].mean()
-        empty = np.flatnonzero(n_eff < 1.0)
-        if empty.size and prior is None:
-            warnings.warn(
-                f"component(s) {empty.tolist()} hold less than one sample's weight (emptied "
-                "during EM: weight ~0, previous mean and covariance kept). Use fewer "
-                "components or prior='default'.", DegenerateFitWarning, stacklevel=3)
+        if prior is None:
+            # "one sample's weight" is the mean positive weight (weights may be normalised)
+            n_eff = (np.asarray(self.weights_, np.float64) * weight.sum()
+                     / weight[weight > 0].mean())
+            empty = np.flatnonzero(n_eff < 1.0)
+            tiny = np.flatnonzero((n_eff >= 1.0) & (n_eff < 2.0))
+            if empty.size:
+                warnings.warn(
+                    f"component(s) {empty.tolist()} hold less than one sample's weight (emptied "
+                    "during EM: weight ~0, previous mean and covariance kept). Use fewer "
+                    "components or prior='default'.", DegenerateFitWarning, stacklevel=3)
+            if tiny.size:
+                warnings.warn(
+                    f"component(s) {tiny.tolist()} collapsed onto a single sample (covariance "
+                    "~reg_covar: the likelihood is unbounded there). Use fewer components, a "
+                    "larger reg_covar or prior='default'.", DegenerateFitWarning, stacklevel=3)
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then the label of each sample (equal to ``fit(X).predict(X)``)."""
@@ -417,6 +427,13 @@ def _destandardize(p: GMMParams, std: Standardizer, ct):
     else:
         covs = p.covariances * s[0] ** 2
     return p.weights, means, covs
+
+
+def _destandardize_prec_chol(u, std: Standardizer, ct):
+    s = std.scale
+    if ct in ("full", "tied"):
+        return u / s[:, None]
+    return u / (s if ct == "diag" else s[0])
 
 
 def _np_precision_cholesky(covs, ct):
