@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import html
 import numbers
+import os
 import warnings
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -195,7 +197,7 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
            criteria: Iterable[str] = CRITERIA, *, criterion: str | None = None, n_init: int = 10,
            prior=None, init_params: str = "kmeans", max_iter: int = 100, tol: float = 1e-3,
            reg_covar: float = 1e-6, sample_weight=None, dtype: str = "float64",
-           random_state=0) -> SelectionResult:
+           random_state=0, n_jobs: int | None = None) -> SelectionResult:
     """Fit every (K, covariance type) of a grid by EM and rank them by BIC / AIC / ICL.
 
     Parameters
@@ -215,6 +217,9 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
     random_state : None, int or RandomState; every model uses the same restart seeds, so a
         model of the grid equals ``GaussianMixture(K, covariance_type=..., n_init=...,
         random_state=...)`` fitted alone.
+    n_jobs : threads that trace and compile models concurrently (None: one per CPU;
+        -1 likewise; 1: sequential). Compilation dominates the cost of a first study on
+        small data; results do not depend on it.
 
     Returns
     -------
@@ -248,37 +253,59 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
                     tol=tol, reg_covar=reg_covar, dtype=dtype, random_state=random_state,
                     seed=seed)
 
-    fits, pending = [], []
+    fits = [_Fit(k, ct) for ct in cts for k in ks]
     with precision_scope(dtype):
         dt = jnp.dtype(dtype)
         keys = restart_keys(seed, n_init)
         tol_j = jnp.asarray(tol, dt)
-        for ct in cts:
-            for k in ks:
-                f = _Fit(k, ct)
-                fits.append(f)
-                if k > X.shape[0]:
-                    f.row["error"] = f"n_components={k} > n_samples={X.shape[0]}"
-                    continue
-                try:
-                    out = _dispatch(prep, f, prior, keys, tol_j, max_iter, init_params, dt)
-                except Exception as exc:  # noqa: BLE001 - one bad model must not end the study
-                    f.row["error"] = f"{type(exc).__name__}: {exc}"
-                    warnings.warn(f"model K={k}, covariance_type={ct!r} could not be fitted: "
-                                  f"{f.row['error']}", DegenerateFitWarning, stacklevel=2)
-                    continue
-                pending.append((f, out))
-        # collect only after everything is dispatched: device work overlaps compilation
-        for f, (res, scores) in pending:
+
+    def launch(f):
+        # tracing holds the GIL, XLA compilation does not: with n_jobs > 1 several
+        # models compile at once. Execution is asynchronous either way.
+        try:
+            with precision_scope(dtype):
+                return _dispatch(prep, f, prior, keys, tol_j, max_iter, init_params, dt)
+        except Exception as exc:  # noqa: BLE001 - one bad model must not end the study
+            return exc
+
+    todo = []
+    for f in fits:
+        if f.n_components > X.shape[0]:
+            f.row["error"] = f"n_components={f.n_components} > n_samples={X.shape[0]}"
+        else:
+            todo.append(f)
+    n_jobs = _n_jobs(n_jobs, len(todo))
+    if n_jobs == 1:
+        outs = [launch(f) for f in todo]
+    else:
+        with ThreadPoolExecutor(n_jobs) as ex:
+            outs = list(ex.map(launch, todo))
+    # collect only after everything is dispatched: device work overlaps compilation
+    for f, out in zip(todo, outs):
+        if not isinstance(out, Exception):
             try:
-                f.res = jax.tree.map(np.asarray, res)
-                scores = jax.tree.map(np.asarray, scores)
-            except Exception as exc:  # noqa: BLE001
-                f.res = None
-                f.row["error"] = f"{type(exc).__name__}: {exc}"
-                continue
-            _fill_row(f, scores, prep, settings)
+                res, scores = jax.tree.map(np.asarray, out)
+            except Exception as exc:  # noqa: BLE001 - a run-time failure of one model
+                out = exc
+        if isinstance(out, Exception):
+            f.row["error"] = f"{type(out).__name__}: {out}"
+            warnings.warn(f"model K={f.n_components}, covariance_type={f.covariance_type!r} "
+                          f"could not be fitted: {f.row['error']}", DegenerateFitWarning,
+                          stacklevel=2)
+            continue
+        f.res = res
+        _fill_row(f, scores, prep, settings)
     return SelectionResult(fits, prep, settings, crit, criterion, feature_names)
+
+
+def _n_jobs(n_jobs, n_models):
+    if n_jobs is None:
+        n_jobs = os.cpu_count() or 1
+    if not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be None or a non-zero integer, got {n_jobs!r}")
+    if n_jobs < 0:
+        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return max(1, min(int(n_jobs), n_models))
 
 
 def _dispatch(prep: _Prepared, f: _Fit, prior, keys, tol_j, max_iter, init_params, dt):
@@ -639,7 +666,7 @@ def compare_loo(trees: Mapping[str, Any], *, var_name: str | None = None,
 
     if not isinstance(trees, Mapping) or len(trees) < 2:
         raise ValueError("trees must be a dict of >= 2 name -> DataTree (or ELPDData), got "
-                         f"{type(trees).__name__} of length {len(trees) if hasattr(trees, '__len__') else '?'}")
+                         f"{trees!r:.200}")
     elpds = {str(name): _loo(name, t, var_name) for name, t in trees.items()}
     table = az.compare(elpds, method=method, round_to="none")
     extra = {}
@@ -660,4 +687,197 @@ def compare_loo(trees: Mapping[str, Any], *, var_name: str | None = None,
     return table
 
 
-__all__ = ["CRITERIA", "ParetoKWarning", "SelectionResult", "compare_loo", "select"]
+
+
+# ------------------------------------------------------------------ sparse finite mixture
+@dataclass
+class SparseMixtureResult:
+    """Posterior of the number of non-empty components of an overfitted mixture.
+
+    Attributes
+    ----------
+    k_posterior : pandas Series, P(K+ = k | X) for k = 1..max_components, where K+ counts
+        the components that receive at least one observation under allocations
+        z_n ~ p(z_n | x_n, theta) sampled once per posterior draw.
+    k_expected_posterior : pandas Series, the same for the count of components with
+        expected size N * w_k >= 1 (a deterministic function of the weights).
+    k_draws : (chains, draws) int array of K+ per draw.
+    tree : ArviZ DataTree (posterior in data units, pointwise ``log_likelihood``,
+        ``observed_data``, ``sample_stats`` with ``diverging``).
+    em : the EM fit (MAP, weight_concentration 1) with ``max_components`` the chains
+        started from.
+    """
+
+    k_posterior: pd.Series
+    k_expected_posterior: pd.Series
+    k_draws: np.ndarray
+    tree: Any
+    em: GaussianMixture
+    max_components: int
+    weight_concentration: float
+    covariance_type: str
+    n_divergent: int
+
+    @property
+    def k_mode(self) -> int:
+        """Most probable number of non-empty components."""
+        return int(self.k_posterior.idxmax())
+
+    @property
+    def k_mean(self) -> float:
+        return float(np.sum(self.k_posterior.index.to_numpy() * self.k_posterior.to_numpy()))
+
+    def __repr__(self):
+        post = self.k_posterior[self.k_posterior > 0].round(3).to_dict()
+        return (f"SparseMixtureResult(max_components={self.max_components}, "
+                f"weight_concentration={self.weight_concentration:g}, covariance_type="
+                f"{self.covariance_type!r}): mode K+={self.k_mode}, mean {self.k_mean:.2f}, "
+                f"P(K+ = k) = {post}; {self.n_divergent} divergent transitions")
+
+
+@partial(jax.jit, static_argnames=("covariance_type",))
+def _occupancy(key, x, weights, means, covs, *, covariance_type: str):
+    """Per draw: sampled allocations' number of occupied components, and #(N w_k >= 1)."""
+    from .params import make_params, weighted_log_prob
+
+    n = x.shape[0]
+
+    def one(k, w, m, c):
+        p = make_params(w, m, c, covariance_type)
+        z = jax.random.categorical(k, weighted_log_prob(x, p, covariance_type), axis=-1)
+        counts = jnp.zeros(w.shape[0], jnp.int32).at[z].add(1)
+        return jnp.sum(counts > 0), jnp.sum(n * w >= 1.0)
+
+    keys = jax.random.split(key, weights.shape[0])
+    return jax.vmap(one)(keys, weights, means, covs)
+
+
+@partial(jax.jit, static_argnames=("covariance_type",))
+def _pointwise_loglik(x, weights, means, covs, *, covariance_type: str):
+    from .params import log_prob, make_params
+
+    return jax.vmap(lambda w, m, c: log_prob(x, make_params(w, m, c, covariance_type),
+                                             covariance_type))(weights, means, covs)
+
+
+def sparse_mixture_k(X, max_components: int = 8, weight_concentration: float = 0.05, *,
+                     covariance_type: str = "full", prior: GMMPrior | None = None,
+                     num_warmup: int = 500, num_samples: int = 500, num_chains: int = 2,
+                     chain_method: str = "vectorized", target_accept_prob: float = 0.8,
+                     n_init: int = 5, random_state=0,
+                     progress_bar: bool = False) -> SparseMixtureResult:
+    """Number of clusters from an overfitted mixture with a sparse Dirichlet prior (NUTS).
+
+    The model is :func:`bgmm.model.marginal_model` with ``max_components`` components and
+    ``weights ~ Dirichlet(weight_concentration)``; a concentration well below 1 (0.01 to
+    0.1) empties the superfluous components (Rousseau & Mengersen 2011; Malsiner-Walli,
+    Frühwirth-Schnatter & Grün 2016), so the posterior of the number of non-empty
+    components K+ estimates the number of clusters.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) finite data.
+    max_components : K of the overfitted mixture (>= 2).
+    weight_concentration : the sparse Dirichlet concentration (> 0).
+    covariance_type : as in :class:`bgmm.GaussianMixture`.
+    prior : optional :class:`bgmm.GMMPrior` for the other hyper-parameters (its
+        ``weight_concentration`` is replaced); None takes the data-driven default.
+    num_warmup, num_samples, num_chains, chain_method, target_accept_prob : NumPyro NUTS.
+    n_init : restarts of the EM fit that starts the chains (MAP with the same prior but
+        weight concentration 1, since MAP-EM needs >= 1).
+    random_state : int seed (EM restarts, NUTS, allocation draws).
+
+    Sampling runs in the standardised units of the data (same model, exactly transformed
+    prior) and the posterior is reported in data units.
+    """
+    import arviz as az
+    from numpyro.infer import MCMC, NUTS, init_to_value
+
+    from .model import marginal_model
+
+    cov.check_type(covariance_type)
+    if not isinstance(max_components, numbers.Integral) or max_components < 2:
+        raise ValueError(f"max_components must be an integer >= 2, got {max_components!r}")
+    if not np.isfinite(weight_concentration) or weight_concentration <= 0:
+        raise ValueError(f"weight_concentration must be > 0, got {weight_concentration!r}")
+    for name, v in (("num_warmup", num_warmup), ("num_samples", num_samples),
+                    ("num_chains", num_chains)):
+        if not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    X = np.asarray(check_array(X, dtype=np.float64, ensure_min_samples=2), np.float64)
+    n, d = X.shape
+    k = int(max_components)
+    base = GMMPrior() if prior is None else prior
+    if not isinstance(base, GMMPrior):
+        raise TypeError(f"prior must be None or a bgmm.GMMPrior, got {type(prior).__name__}")
+    mc_prior = resolve_prior(base._replace(weight_concentration=float(weight_concentration)),
+                             X, k, covariance_type)
+    em_prior = mc_prior._replace(weight_concentration=np.ones(k))
+    seed = seed_from(random_state)
+    gm = GaussianMixture(k, covariance_type=covariance_type, prior=em_prior, n_init=n_init,
+                         random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an overfitted EM start need not be clean
+        gm.fit(X)
+    std = gm._std
+    xs = std.transform(X)
+    prior_s = standardize_prior(mc_prior, std.center, std.scale, covariance_type)
+    p0 = gm._params_std
+    w0 = np.maximum(p0.weights, 1e-6)
+    init = {"weights": w0 / w0.sum(), "means": p0.means, "covariances": p0.covariances}
+    with precision_scope("float64"):
+        prior_j = as_arrays(prior_s, jnp.float64)
+        kernel = NUTS(marginal_model, target_accept_prob=target_accept_prob,
+                      init_strategy=init_to_value(values={a: jnp.asarray(b) for a, b in
+                                                         init.items()}))
+        mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples,
+                    num_chains=num_chains, chain_method=chain_method, progress_bar=progress_bar)
+        key = jax.random.PRNGKey(seed)
+        mcmc.run(key, jnp.asarray(xs), n_components=k, covariance_type=covariance_type,
+                 prior=prior_j, extra_fields=("diverging",))
+        s = mcmc.get_samples(group_by_chain=True)
+        div = np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"])
+        flat = {a: jnp.reshape(v, (-1,) + v.shape[2:]) for a, v in s.items()}
+        xj = jnp.asarray(xs)
+        occ, big = _occupancy(jax.random.fold_in(key, 1), xj, flat["weights"], flat["means"],
+                              flat["covariances"], covariance_type=covariance_type)
+        ll = _pointwise_loglik(xj, flat["weights"], flat["means"], flat["covariances"],
+                               covariance_type=covariance_type)
+        occ, big, ll = (np.asarray(a) for a in (occ, big, ll))
+    shape = (num_chains, num_samples)
+    from .estimator import _destandardize
+
+    w, m, c = _destandardize(
+        GMMParams(*(np.asarray(flat[a], np.float64) for a in ("weights", "means",
+                                                                "covariances")), None),
+        std, covariance_type)
+    cov_dims = {"full": ["component", "feature", "feature_"], "tied": ["feature", "feature_"],
+                "diag": ["component", "feature"], "spherical": ["component"]}[covariance_type]
+    tree = az.from_dict(
+        {"posterior": {"weights": w.reshape(shape + w.shape[1:]),
+                       "means": m.reshape(shape + m.shape[1:]),
+                       "covariances": c.reshape(shape + c.shape[1:]),
+                       "n_nonempty": occ.reshape(shape)},
+         "log_likelihood": {"x": (ll - std.log_det).reshape(shape + (n,))},
+         "observed_data": {"x": X},
+         "sample_stats": {"diverging": div}},
+        dims={"weights": ["component"], "means": ["component", "feature"],
+              "covariances": cov_dims, "x": ["obs_id", "feature"]},
+        coords={"component": np.arange(k), "feature": np.arange(d),
+                "feature_": np.arange(d), "obs_id": np.arange(n)},
+    )
+    index = pd.RangeIndex(1, k + 1, name="n_nonempty")
+
+    def posterior(v):
+        return pd.Series(np.bincount(v, minlength=k + 1)[1:] / v.size, index=index,
+                         name="probability")
+
+    return SparseMixtureResult(
+        k_posterior=posterior(occ.ravel()), k_expected_posterior=posterior(big.ravel()),
+        k_draws=occ.reshape(shape), tree=tree, em=gm, max_components=k,
+        weight_concentration=float(weight_concentration), covariance_type=covariance_type,
+        n_divergent=int(div.sum()))
+
+
+__all__ = ["CRITERIA", "ParetoKWarning", "SelectionResult", "SparseMixtureResult", "compare_loo",
+           "select", "sparse_mixture_k"]
