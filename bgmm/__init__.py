@@ -7,6 +7,7 @@ from .estimator import GaussianMixture
 from .model import marginal_model, model
 from .params import GMMParams
 from .priors import GMMPrior, default_prior
+from .selection import SelectionResult, compare_loo, select, sparse_mixture_k
 
 __version__ = "0.1.0"
 
@@ -17,8 +18,12 @@ __all__ = [
     "GMMParams",
     "GMMPrior",
     "GaussianMixture",
+    "SelectionResult",
+    "compare_loo",
     "default_prior",
     "load_faithful",
     "marginal_model",
     "model",
+    "select",
+    "sparse_mixture_k",
 ]
