@@ -132,6 +132,9 @@ def main():
           f"{len(per)} programs ({compile_total / len(per):.2f} s each)")
     print(f"bgmm cold, sequential (compile + run):     {compile_total + run_total:9.2f} s   "
           f"(sklearn / bgmm = {sk_total / (compile_total + run_total):.2f}x)")
+    cols = ["log_likelihood", "n_parameters", "bic", "aic", "icl", "converged", "degenerate"]
+    print("\nbgmm.select table (lower is better; mclust BIC = -BIC):")
+    print(df[cols].round(2).to_string())
     print(f"chosen by BIC: bgmm {res.best_key_}, sklearn "
           f"{min(sk, key=lambda key: sk[key][1])}")
 
