@@ -8,6 +8,7 @@ from .io import load_estimator, load_posterior, save_estimator, save_posterior
 from .model import marginal_model, model
 from .params import GMMParams
 from .priors import GMMPrior, default_prior
+from .selection import SelectionResult, compare_loo, select, sparse_mixture_k
 
 __version__ = "0.1.0"
 
@@ -18,6 +19,8 @@ __all__ = [
     "GMMParams",
     "GMMPrior",
     "GaussianMixture",
+    "SelectionResult",
+    "compare_loo",
     "default_prior",
     "load_estimator",
     "load_faithful",
@@ -26,4 +29,6 @@ __all__ = [
     "model",
     "save_estimator",
     "save_posterior",
+    "select",
+    "sparse_mixture_k",
 ]
