@@ -38,15 +38,29 @@ from .priors import GMMPrior, as_arrays, log_prior_jacobian, resolve_prior, stan
 MISSING = ("error", "marginalize")
 
 
-@partial(jax.jit, static_argnames=("cfg", "method"))
-def _fit_restarts(keys, data, prior, tol, reg, user, *, cfg, method):
-    """All restarts in one compiled call: init + EM, vmapped over PRNG keys."""
-
+def _restarts(keys, data, prior, tol, reg, user, *, cfg, method):
     def one(key):
         p0 = initial_params(key, data, prior, reg, cfg, method, user)
         return em.fit(data, p0, prior, tol, reg, cfg)
 
     return jax.vmap(one)(keys)
+
+
+# Small data: the run takes milliseconds and XLA's CPU compile dominates a fit, so those
+# programs are compiled with the cheaper backend pipeline (per program; JAX's global
+# configuration is untouched). Measured on Old Faithful: CPU compile time ~5.5 s -> ~3 s.
+_SMALL_ROWS = 8192
+_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+_restarts_small = jax.jit(_restarts, static_argnames=("cfg", "method"),
+                          compiler_options=_FAST_COMPILE)
+_restarts_large = jax.jit(_restarts, static_argnames=("cfg", "method"))
+
+
+def _fit_restarts(keys, data, prior, tol, reg, user, *, cfg, method):
+    """All restarts in one compiled call: init + EM, vmapped over PRNG keys."""
+    small = data.x.shape[0] <= _SMALL_ROWS and jax.default_backend() == "cpu"
+    fn = _restarts_small if small else _restarts_large
+    return fn(keys, data, prior, tol, reg, user, cfg=cfg, method=method)
 
 
 @partial(jax.jit, static_argnames=("covariance_type", "missing"))
