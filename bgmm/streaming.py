@@ -148,6 +148,9 @@ def _first_pass(blocks, n_sub, rng):
         if keys is None:
             keys, rows = k, c
         else:
+            if keys.size >= n_sub:  # only rows that can enter the current sample
+                cand = k < keys.max()
+                k, c = k[cand], c[cand]
             keys, rows = np.concatenate([keys, k]), np.concatenate([rows, c])
         if keys.size > n_sub:
             keep = np.argpartition(keys, n_sub)[:n_sub]
@@ -163,6 +166,9 @@ def _std_from_moments(mean, var, covariance_type):
     scale = np.sqrt(var)
     tiny = scale <= 1e-300 * np.maximum(1.0, np.abs(mean))
     return Standardizer(mean, np.where(tiny | ~np.isfinite(scale), 1.0, scale))
+
+
+_IN_FLIGHT = 2
 
 
 @partial(jax.jit, static_argnames=("cfg",))
@@ -190,6 +196,7 @@ def _init(key, x, weight, reg, user, *, cfg, method):
 def _pass_stats(blocks, std, params, cfg, chunk_size, dt):
     """One pass: summed SuffStats and weighted log-likelihood over all chunks."""
     tot = None
+    pending = []
     center, scale = jnp.asarray(std.center, dt), jnp.asarray(std.scale, dt)
     # float32 and float64 chunks pass as they are (cast on the device); others as float64
     for c in blocks:
@@ -200,6 +207,11 @@ def _pass_stats(blocks, std, params, cfg, chunk_size, dt):
             c = np.concatenate([c, np.zeros((chunk_size - n, c.shape[1]), c.dtype)])
         out = _chunk_expectation(c, n, center, scale, params, cfg=cfg)
         tot = out if tot is None else jax.tree.map(jnp.add, tot, out)
+        # back-pressure: dispatch is asynchronous, and without a bound a fast reader would
+        # queue the whole file in device buffers; keep at most _IN_FLIGHT chunks pending
+        pending.append(tot[1])
+        if len(pending) > _IN_FLIGHT:
+            pending.pop(0).block_until_ready()
     return tot
 
 

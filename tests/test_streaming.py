@@ -101,9 +101,10 @@ MEMORY_SCRIPT = textwrap.dedent(r"""
         m[i:i + k] = rng.normal(size=(k, 8)) + 3.0 * (rng.random((k, 1)) < 0.5)
     m.flush(); del m
     src = np.load(path, mmap_mode="r")
-    fit_streaming(src[:100_000], 2, chunk_size=1 << 15, max_iter=2)  # compile, warm up
+    kw = dict(chunk_size=1 << 15, init_subsample=5000)
+    fit_streaming(src[:100_000], 2, max_iter=2, **kw)  # compile, warm up
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    g = fit_streaming(np.load(path, mmap_mode="r"), 2, chunk_size=1 << 15, max_iter=2, tol=0.0)
+    g = fit_streaming(np.load(path, mmap_mode="r"), 2, max_iter=2, tol=0.0, **kw)
     grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert g.n_iter_ == 2 and np.isfinite(g.lower_bound_)
     print("GREW_KB", grew)
