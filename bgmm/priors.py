@@ -29,7 +29,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln, multigammaln
 
-from . import covariance as cov
 from .params import GMMParams
 
 

@@ -1,0 +1,132 @@
+"""EM against scikit-learn (independent reference) and the EM objective's monotonicity."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture as SkGM
+
+import bgmm
+
+TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def _synthetic(seed=0, n=400):
+    rng = np.random.default_rng(seed)
+    means = np.array([[0.0, 0.0, 0.0], [4.0, 1.0, -2.0], [-3.0, 5.0, 2.0]])
+    a = rng.normal(size=(3, 3, 3)) * 0.6
+    covs = a @ np.swapaxes(a, 1, 2) + 0.3 * np.eye(3)
+    z = rng.choice(3, n, p=[0.5, 0.3, 0.2])
+    return np.stack([rng.multivariate_normal(means[k], covs[k]) for k in z])
+
+
+def _data(name, faithful, iris):
+    return {"faithful": faithful, "iris": iris, "synthetic": _synthetic()}[name]
+
+
+def _start(X, ct, k, seed=1):
+    """A non-converged starting point both implementations accept (sklearn after 1 step)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk = SkGM(k, covariance_type=ct, max_iter=1, random_state=seed, init_params="random").fit(X)
+    return dict(weights_init=sk.weights_, means_init=sk.means_, precisions_init=sk.precisions_)
+
+
+@pytest.mark.parametrize("dataset", ["faithful", "iris", "synthetic"])
+@pytest.mark.parametrize("ct", TYPES)
+def test_parity_with_sklearn_from_same_start(dataset, ct, faithful, iris):
+    X = _data(dataset, faithful, iris)
+    k = 3
+    start = _start(X, ct, k)
+    n_iter = 15
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk = SkGM(k, covariance_type=ct, max_iter=n_iter, tol=0.0, **start).fit(X)
+        gm = bgmm.GaussianMixture(k, covariance_type=ct, max_iter=n_iter, tol=0.0, **start).fit(X)
+    assert gm.n_iter_ == sk.n_iter_ == n_iter
+    np.testing.assert_allclose(gm.weights_, sk.weights_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(gm.means_, sk.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(gm.covariances_, sk.covariances_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(gm.precisions_cholesky_, sk.precisions_cholesky_, rtol=1e-7, atol=1e-9)
+    # the objective before each M-step is scikit-learn's lower bound of that iteration
+    np.testing.assert_allclose(gm.lower_bounds_, sk.lower_bounds_, rtol=1e-10)
+    np.testing.assert_allclose(gm.score_samples(X), sk.score_samples(X), rtol=1e-10)
+    np.testing.assert_allclose(gm.predict_proba(X), sk.predict_proba(X), atol=1e-8)
+    assert gm.bic(X) == pytest.approx(sk.bic(X), rel=1e-10)
+    assert gm.aic(X) == pytest.approx(sk.aic(X), rel=1e-10)
+
+
+@pytest.mark.parametrize("dataset", ["faithful", "iris"])
+@pytest.mark.parametrize("ct", TYPES)
+def test_restarts_at_least_as_good_as_sklearn(dataset, ct, faithful, iris):
+    X = _data(dataset, faithful, iris)
+    # run both to convergence (tol=1e-3 stops either one at a path-dependent point)
+    kw = dict(n_components=3, covariance_type=ct, n_init=8, tol=1e-7, max_iter=1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk_scores = [SkGM(random_state=s, **kw).fit(X).score(X) for s in range(3)]
+        gm = bgmm.GaussianMixture(random_state=0, **kw).fit(X)
+    # as good as scikit-learn's median run with the same number of restarts
+    assert gm.score(X) >= np.median(sk_scores) - 1e-6
+    assert gm.converged_
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("prior", [None, "default"])
+@pytest.mark.parametrize("ct", TYPES)
+def test_objective_never_decreases(ct, prior, dtype, iris):
+    gm = bgmm.GaussianMixture(4, covariance_type=ct, prior=prior, dtype=dtype, tol=0.0,
+                              max_iter=60, init_params="random", random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bgmm.ConvergenceWarning)
+        gm.fit(iris)
+    trace = gm.lower_bounds_
+    assert np.all(np.isfinite(trace)) and len(trace) >= 2
+    # float32 round-off: allow a tiny relative slack, none in float64
+    slack = 1e-5 if dtype == "float32" else 1e-9
+    assert np.all(np.diff(trace) >= -slack * np.abs(trace[1:]))
+    assert trace[-1] > trace[0]
+
+
+def test_convergence_flag_means_tolerance_met(faithful):
+    with pytest.warns(bgmm.ConvergenceWarning, match="did not converge"):
+        gm = bgmm.GaussianMixture(2, tol=1e-12, max_iter=3, random_state=0).fit(faithful)
+    assert not gm.converged_ and gm.n_iter_ == 3
+    gm = bgmm.GaussianMixture(2, tol=1e-3, random_state=0).fit(faithful)
+    assert gm.converged_ and gm.n_iter_ < 100
+    assert abs(gm.lower_bounds_[-1] - gm.lower_bounds_[-2]) < 1e-3
+
+
+def test_float32_close_to_float64(faithful):
+    kw = dict(n_components=2, random_state=0, tol=1e-6)
+    g32 = bgmm.GaussianMixture(dtype="float32", **kw).fit(faithful)
+    g64 = bgmm.GaussianMixture(dtype="float64", **kw).fit(faithful)
+    assert g32.means_.dtype == np.float32
+    assert abs(g32.score(faithful) - g64.score(faithful)) < 1e-5
+    np.testing.assert_allclose(np.sort(g32.means_, 0), np.sort(g64.means_, 0), rtol=1e-4)
+
+
+@pytest.mark.parametrize("init", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_init_methods_reach_the_optimum(init, faithful):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = SkGM(2, n_init=5, random_state=0).fit(faithful).score(faithful)
+        gm = bgmm.GaussianMixture(2, init_params=init, n_init=5, random_state=0,
+                                  max_iter=300).fit(faithful)
+    assert gm.score(faithful) == pytest.approx(ref, abs=1e-4)
+
+
+def test_kmeans_init_matches_sklearn_kmeans(faithful):
+    """The k-means init (k-means++ + Lloyd) finds scikit-learn's k-means partition."""
+    import jax
+    import jax.numpy as jnp
+    from sklearn.cluster import KMeans
+
+    from bgmm.init import kmeans_plusplus, lloyd
+
+    xs = (faithful - faithful.mean(0)) / faithful.std(0)
+    with jax.enable_x64(True):
+        w = jnp.ones(len(xs))
+        c = lloyd(jnp.asarray(xs), w, kmeans_plusplus(jax.random.PRNGKey(0), jnp.asarray(xs), w, 2))
+    km = KMeans(2, n_init=10, random_state=0).fit(xs)
+    np.testing.assert_allclose(np.sort(np.asarray(c), 0), np.sort(km.cluster_centers_, 0), atol=1e-6)
