@@ -1,9 +1,12 @@
 """bgmm: one Gaussian mixture model, fitted by EM (MLE / MAP) or sampled with NUTS."""
 
+from . import inference, mcmc
 from ._shell import ConvergenceWarning, DegenerateFitWarning
 from .covariance import COVARIANCE_TYPES
 from .datasets import load_faithful
 from .estimator import GaussianMixture
+from .inference import compare_em_mcmc, posterior_responsibilities
+from .mcmc import run_nuts
 from .model import marginal_model, model
 from .params import GMMParams
 from .priors import GMMPrior, default_prior
@@ -18,7 +21,12 @@ __all__ = [
     "GMMPrior",
     "GaussianMixture",
     "default_prior",
+    "compare_em_mcmc",
+    "inference",
     "load_faithful",
+    "mcmc",
+    "posterior_responsibilities",
+    "run_nuts",
     "marginal_model",
     "model",
 ]

@@ -64,14 +64,12 @@ def build_datatree(*, x, draws, stats, loglik, ppc, em, prior, laplace, covarian
               "feature": list(feature_names), "feature2": list(feature_names),
               "observation": np.arange(n)}
 
-    def crd(dims):
-        return {dm: coords[dm] for dm in dims}
-
-    def dataset(values: dict, dims_of, sample=True, group_attrs=None):
+    def dataset(values: dict, dims_of, sample=True, group_attrs=None, override=None):
         out = {}
+        cd = {**coords, **(override or {})}
         for name, v in values.items():
             dims = (list(SAMPLE_DIMS) if sample else []) + dims_of(name)
-            out[name] = xr.DataArray(np.asarray(v), dims=dims, coords=crd(dims))
+            out[name] = xr.DataArray(np.asarray(v), dims=dims, coords={dm: cd[dm] for dm in dims})
         return xr.Dataset(out, attrs=group_attrs or {})
 
     base_attrs = {"created_at": datetime.datetime.now(datetime.UTC).isoformat(),
@@ -100,11 +98,11 @@ def build_datatree(*, x, draws, stats, loglik, ppc, em, prior, laplace, covarian
         lds = {p: ld[p] for p in PARAMS}
         nl = ld["weights"].shape[1]
         lcoords = {"chain": [0], "draw": np.arange(nl)}
-        ds = dataset(lds, lambda p: _param_dims(p, ct), group_attrs={
+        ds = dataset(lds, lambda p: _param_dims(p, ct), override=lcoords, group_attrs={
             "method": "Gaussian in NumPyro's unconstrained space at its mode (Newton from the "
                       "EM solution; potential energy incl. log-Jacobian), mapped back",
             "min_hessian_eigenvalue": laplace["min_hessian_eigenvalue"]})
-        groups["laplace"] = ds.assign_coords(lcoords)
+        groups["laplace"] = ds
     hp = {"weight_concentration": prior.weight_concentration, "mean": prior.mean,
           "mean_precision": prior.mean_precision, "dof": prior.dof, "scale": prior.scale}
     hp_dims = {"weight_concentration": ["component"], "mean": ["feature"],
