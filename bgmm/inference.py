@@ -25,7 +25,10 @@ prior_hyperparameters       weight_concentration, mean, mean_precision, dof, sca
 from __future__ import annotations
 
 import datetime
+from functools import partial
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -154,9 +157,6 @@ def posterior_responsibilities(tree: xr.DataTree, X=None, *, ci_prob: float = 0.
     ci_prob : probability of the interval, in (0, 1).
     max_draws : use at most this many draws (evenly thinned), to bound time and memory.
     """
-    import jax
-    import jax.numpy as jnp
-
     from ._shell import precision_scope
     from .params import GMMParams
 
@@ -211,18 +211,15 @@ def posterior_responsibilities(tree: xr.DataTree, X=None, *, ci_prob: float = 0.
 
 
 def _resp(xs, params, ct):
-    import jax
-
     from .params import weighted_log_prob
 
     wlp = weighted_log_prob(xs, params, ct)
     return jax.nn.softmax(wlp, axis=-1)
 
 
+@partial(jax.jit, static_argnames=("ct",))
 def _resp_summary(xs, params, ct, q):
-    import jax
-    import jax.numpy as jnp
-
+    """Mean, sd and the q-quantiles over draws of the responsibilities, each (n, K)."""
     r = jax.vmap(lambda p: _resp(xs, p, ct))(params)  # (S, n, K)
     return r.mean(0), r.std(0), jnp.quantile(r, q[0], axis=0), jnp.quantile(r, q[1], axis=0)
 
@@ -363,7 +360,6 @@ def plot_forest(tree: xr.DataTree, *, var_names=("weights", "means"), ci_prob=No
     below) when the tree has one. ``ax``: None (a new figure) or a sequence of as many
     Axes as panels (one Axes if there is one panel). Returns ``(fig, axes)``.
     """
-    import matplotlib.pyplot as plt
 
     if ci_prob is None:
         ci_prob = float(tree.attrs.get("ci_prob", 0.94))
@@ -377,7 +373,7 @@ def plot_forest(tree: xr.DataTree, *, var_names=("weights", "means"), ci_prob=No
         name = key[0]
         ys = np.arange(len(items))[::-1].astype(float)
         labels = []
-        for y, (label, sel) in zip(ys, items):
+        for y, (_, sel) in zip(ys, items):
             v = post[name].isel(sel).values.reshape(-1)
             lo, q1, med, q3, hi = np.quantile(v, q)
             a.plot([lo, hi], [y, y], color="C0", lw=1.2, solid_capstyle="butt")

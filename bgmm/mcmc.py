@@ -34,7 +34,7 @@ from . import covariance as cov
 from ._shell import Standardizer, precision_scope
 from .covariance import check_type
 from .model import marginal_model
-from .params import GMMParams, log_prob, make_params
+from .params import GMMParams, log_prob
 from .priors import GMMPrior, as_arrays, resolve_prior, standardize_prior
 
 CHAIN_METHODS = ("vectorized", "parallel", "sequential")
@@ -208,19 +208,27 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
                                        target_accept_prob, max_tree_depth,
                                        jax.random.fold_in(key, 0))
         draws_s = {s: np.asarray(v, np.float64) for s, v in draws_s.items()}
+        tick = time.perf_counter()
         perm = relabel_permutations(draws_s, ref_s, ct)
+        timing["relabel_time_s"] = time.perf_counter() - tick
         draws_s = {s: permute_components(v, perm, s, ct) for s, v in draws_s.items()}
         loglik = ppc = lap = None
         params_s = _flat_params(draws_s, ct, dt)
+        tick = time.perf_counter()
         if log_likelihood:
             loglik = np.asarray(_pointwise_loglik(xs, params_s, ct)) - std.log_det
             loglik = loglik.reshape(num_chains, num_samples, n)
+        timing["log_likelihood_time_s"] = time.perf_counter() - tick
+        tick = time.perf_counter()
         if posterior_predictive:
             pp = np.asarray(_predictive(jax.random.fold_in(key, 2), params_s, n, ct), np.float64)
             ppc = (pp * std.scale + std.center).reshape(num_chains, num_samples, n, d)
+        timing["predictive_time_s"] = time.perf_counter() - tick
+        tick = time.perf_counter()
         if laplace:
             lap = _laplace(model, model_kwargs, ref_s, num_chains * num_samples,
                            jax.random.fold_in(key, 3), ct)
+        timing["laplace_time_s"] = time.perf_counter() - tick
     draws = _destandardize_draws(draws_s, std, ct)
     if lap is not None:
         lap["draws"] = _destandardize_draws(lap["draws"], std, ct)
@@ -242,10 +250,12 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
     }
     from .inference import build_datatree
 
+    tick = time.perf_counter()
     tree = build_datatree(
         x=x, draws=draws, stats=stats, loglik=loglik, ppc=ppc, em=ref, prior=prior,
         laplace=lap, covariance_type=ct, feature_names=feature_names, attrs=attrs,
         sample_weight=w, responsibilities=responsibilities, ci_prob=ci_prob, dtype=dtype)
+    tree.attrs["datatree_time_s"] = time.perf_counter() - tick
     _warn(diag)
     return tree
 
@@ -542,25 +552,30 @@ def _laplace(model, model_kwargs, ref_s: GMMParams, num_draws: int, key, ct,
     def pe(f):
         return potential_energy(model, (), model_kwargs, unravel(f))
 
-    grad = jax.jit(jax.grad(pe))
-    hess = jax.jit(jax.hessian(pe))
+    ts = 0.5 ** jnp.arange(14, dtype=flat0.dtype)
+
+    @jax.jit
+    def newton(f):
+        # one damped Newton step, compiled once: the first of t = 1, 1/2, ... that does not
+        # increase the energy (t = 0 if none does)
+        g, h = jax.grad(pe)(f), jax.hessian(pe)(f)
+        step = jnp.linalg.solve(h, g)
+        e = jax.vmap(lambda t: pe(f - t * step))(ts)
+        ok_t = (e <= pe(f) + 1e-12) & jnp.isfinite(e)
+        t = jnp.where(ok_t.any(), ts[jnp.argmax(ok_t)], 0.0)
+        return f - t * step, jnp.max(jnp.abs(t * step)), jnp.all(jnp.isfinite(step)), h
+
     f = flat0
     ok = True
     for _ in range(newton_steps):
-        g, h = grad(f), hess(f)
-        step = jnp.linalg.solve(h, g)
-        if not bool(jnp.all(jnp.isfinite(step))):
+        f_new, size, finite, _ = newton(f)
+        if not bool(finite):
             ok = False
             break
-        # damped when the quadratic model overshoots
-        e0 = pe(f)
-        t = 1.0
-        while t > 1e-4 and not bool(pe(f - t * step) <= e0 + 1e-12):
-            t *= 0.5
-        f = f - t * step
-        if float(jnp.max(jnp.abs(t * step))) < 1e-10:
+        f = f_new
+        if float(size) < 1e-10:
             break
-    h = hess(f)
+    h = newton(f)[3]
     h = 0.5 * (h + h.T)
     eig = np.linalg.eigvalsh(np.asarray(h, np.float64))
     posdef = bool(eig.min() > 0) and ok

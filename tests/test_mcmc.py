@@ -312,7 +312,7 @@ def _two_cluster_data(n, seed):
 
 @pytest.mark.slow
 def test_posterior_sd_shrinks_like_one_over_sqrt_n():
-    sds, means = [], []
+    sds = []
     for n in (400, 3200):
         x = _two_cluster_data(n, 1)
         tree = run_nuts(x, n_components=2, covariance_type="diag", prior="default",
