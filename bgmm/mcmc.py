@@ -95,7 +95,7 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
              target_accept_prob: float = 0.8, max_tree_depth: int = 10,
              dtype: str = "float64", log_likelihood: bool = True,
              posterior_predictive: bool = True, responsibilities: bool = True,
-             laplace: bool = True, ci_prob: float = 0.94, feature_names=None,
+             laplace: bool = False, ci_prob: float = 0.94, feature_names=None,
              mode_threshold: float = 1.0, _prior_source: str | None = None,
              _em_info: dict | None = None):
     """Sample the posterior of the mixture with NUTS, chains started at the EM solution.
@@ -121,7 +121,8 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
     progress_bar : NumPyro's progress bar; None shows it only for long runs.
     target_accept_prob, max_tree_depth : NUTS settings.
     dtype : "float64" (default) or "float32", used only inside this call.
-    log_likelihood, posterior_predictive, responsibilities, laplace : which groups to add.
+    log_likelihood, posterior_predictive, responsibilities, laplace : which groups to add
+        (``laplace`` is off by default: compiling the Hessian costs tens of seconds on a CPU).
     ci_prob : probability of the credible intervals stored for the responsibilities.
     feature_names : optional names of the features (coordinates of ``feature``).
     mode_threshold : a chain whose mean of some weight or mean differs from the median of the

@@ -28,7 +28,7 @@ def faithful_diag(faithful):
     with warnings.catch_warnings():
         warnings.simplefilter("error", bgmm.mcmc.LabelSwitchingWarning)
         tree = gm.sample_posterior(faithful, num_chains=4, num_warmup=500, num_samples=500,
-                                   seed=0)
+                                   seed=0, laplace=True)
     return gm, tree
 
 
@@ -238,20 +238,31 @@ def test_plots_render(faithful_diag, tmp_path):
     plt.close("all")
 
 
-def test_fixed_seed_reproduces_draws_and_mle_uses_default_prior(faithful):
-    x = faithful[:120]
-    gm = bgmm.GaussianMixture(2, covariance_type="diag", random_state=0).fit(x)  # MLE
-    kw = dict(num_chains=2, num_warmup=30, num_samples=20, seed=5, log_likelihood=False,
-              posterior_predictive=False, responsibilities=False, laplace=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        a = gm.sample_posterior(x, **kw)
-        b = gm.sample_posterior(x, **kw)
-    np.testing.assert_array_equal(a["posterior"]["means"].values, b["posterior"]["means"].values)
-    assert "default" in a.attrs["prior_source"]
-    hp = a["prior_hyperparameters"]
-    ref = bgmm.default_prior(x, 2, "diag")
+def test_fixed_seed_reproduces_draws(faithful_diag, faithful):
+    # same settings as the fixture (same compiled program): identical draws
+    gm, tree = faithful_diag
+    again = gm.sample_posterior(faithful, num_chains=4, num_warmup=500, num_samples=500, seed=0,
+                                log_likelihood=False, posterior_predictive=False,
+                                responsibilities=False)
+    np.testing.assert_array_equal(again["posterior"]["means"].values,
+                                  tree["posterior"]["means"].values)
+    np.testing.assert_array_equal(again["sample_stats"]["n_steps"].values,
+                                  tree["sample_stats"]["n_steps"].values)
+
+
+def test_prior_is_the_map_prior_and_default_for_mle(faithful_diag, faithful, monkeypatch):
+    _, tree = faithful_diag
+    hp = tree["prior_hyperparameters"]
+    ref = bgmm.default_prior(faithful, 2, "diag")  # what prior="default" resolves to
     np.testing.assert_allclose(hp["scale"].values, ref.scale, rtol=1e-12)
+    np.testing.assert_allclose(hp["mean"].values, ref.mean, rtol=1e-12)
+    # an MLE fit has no prior: sample_posterior hands None (-> default_prior) and says so
+    seen = {}
+    monkeypatch.setattr(bgmm.mcmc, "run_nuts", lambda x, **kw: seen.update(kw))
+    gm = bgmm.GaussianMixture(2, covariance_type="diag", random_state=0).fit(faithful)
+    gm.sample_posterior(faithful)
+    assert seen["prior"] is None and "maximum likelihood" in seen["_prior_source"]
+    np.testing.assert_allclose(seen["init_params"][1], gm.means_, rtol=1e-12)
 
 
 def test_chain_starts_are_the_em_solution_jittered(faithful):
