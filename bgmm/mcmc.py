@@ -133,7 +133,7 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
     xarray.DataTree with groups ``posterior`` (weights (chain, draw, component), means
     (..., component, feature), covariances in scikit-learn's shape with ``feature2``),
     ``sample_stats``, ``log_likelihood`` (``x``: (chain, draw, observation), data units),
-    ``posterior_predictive``, ``observed_data``, ``em_estimate``, ``laplace``,
+    ``posterior_predictive``, ``observed_data``, ``em_estimate``, ``laplace`` (if asked),
     ``responsibilities`` (per observation and component: mean, sd, lower, upper, em) and
     ``prior_hyperparameters``; diagnostics (divergences, permuted draws, off-mode and stuck
     chains, timings) are in ``attrs``.
