@@ -315,7 +315,7 @@ def plot_trace(tree: xr.DataTree, *, var_names=("weights", "means"), **kwargs):
     import arviz as az
 
     kwargs.setdefault("backend", "matplotlib")
-    return az.plot_trace(tree, var_names=list(var_names), **kwargs)
+    return _roomy(az.plot_trace(tree, var_names=list(var_names), **kwargs))
 
 
 def plot_rank(tree: xr.DataTree, *, var_names=("weights", "means"), **kwargs):
@@ -326,7 +326,21 @@ def plot_rank(tree: xr.DataTree, *, var_names=("weights", "means"), **kwargs):
     import arviz as az
 
     kwargs.setdefault("backend", "matplotlib")
-    return az.plot_rank(tree, var_names=list(var_names), **kwargs)
+    return _roomy(az.plot_rank(tree, var_names=list(var_names), **kwargs))
+
+
+def _roomy(pc):
+    """Give arviz-plots' grid room for its two-line titles (they overlap the x labels)."""
+    try:
+        fig = pc.viz["figure"].item()
+        axes = [a for a in fig.axes if a.get_visible()]
+        rows = len({round(a.get_position().y0, 3) for a in axes})
+        cols = len({round(a.get_position().x0, 3) for a in axes})
+        fig.set_size_inches(max(6.0, 3.0 * cols), 2.6 * rows)
+        fig.tight_layout()
+    except Exception:  # a non-matplotlib backend: leave its layout alone
+        pass
+    return pc
 
 
 def _panels(tree, var_names):
@@ -367,7 +381,8 @@ def plot_forest(tree: xr.DataTree, *, var_names=("weights", "means"), ci_prob=No
     em = tree["em_estimate"].to_dataset()
     lap = tree["laplace"].to_dataset() if laplace and "laplace" in tree.children else None
     panels = _panels(tree, [var_names] if isinstance(var_names, str) else var_names)
-    axes = _get_axes(ax, len(panels), sharey=False, width=3.4, height=0.45)
+    n_rows = max(len(items) for items in panels.values())
+    axes = _get_axes(ax, len(panels), sharey=False, width=3.4, height=max(2.5, 0.45 * n_rows + 1.2))
     q = [(1 - ci_prob) / 2, 0.25, 0.5, 0.75, (1 + ci_prob) / 2]
     for a, (key, items) in zip(axes, panels.items()):
         name = key[0]
@@ -441,7 +456,7 @@ def plot_ppc(tree: xr.DataTree, *, num_draws: int = 50, ax=None, bins: int = 30,
     em = tree["em_estimate"].to_dataset()
     em_full = _to_full_np(em["covariances"].values[None], ct, k, d)[0]
     n_panels = d + (1 if d == 2 else 0)
-    axes = _get_axes(ax, n_panels, sharey=False, width=4.0, height=3.2, vertical=False)
+    axes = _get_axes(ax, n_panels, sharey=False, width=4.0, height=3.4, vertical=False)
     for j in range(d):
         a = axes[j]
         lo, hi = x[:, j].min(), x[:, j].max()
@@ -516,8 +531,8 @@ def _get_axes(ax, n, *, sharey, width, height, vertical=False):
         if vertical:
             fig, axes = plt.subplots(n, 1, figsize=(width, height * n), squeeze=False)
         else:
-            fig, axes = plt.subplots(1, n, figsize=(width * n, max(2.5, height * 8)),
-                                     squeeze=False, sharey=sharey)
+            fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False,
+                                     sharey=sharey)
         return list(axes.ravel())
     axes = list(np.atleast_1d(ax).ravel())
     if len(axes) != n:
