@@ -235,7 +235,7 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
         lap["draws"] = _destandardize_draws(lap["draws"], std, ct)
         lap["mode"] = _destandardize_draws(lap["mode"], std, ct)
 
-    diag = _diagnostics(draws_s, perm, stats, mode_threshold, ct)
+    diag = _diagnostics(draws_s, perm, stats, mode_threshold, ct, ref_s)
     attrs = {
         "sampler": "numpyro.infer.NUTS on bgmm.model.marginal_model",
         "n_components": k, "covariance_type": ct, "num_chains": num_chains,
@@ -476,7 +476,7 @@ def permute_components(values, perm, site: str, covariance_type: str):
 # diagnostics
 
 
-def _diagnostics(draws_s, perm, stats, mode_threshold, ct):
+def _diagnostics(draws_s, perm, stats, mode_threshold, ct, ref_s=None):
     c, s, k = perm.shape
     permuted = np.any(perm != np.arange(k), axis=-1)
     frac = permuted.mean(axis=1)
@@ -503,6 +503,15 @@ def _diagnostics(draws_s, perm, stats, mode_threshold, ct):
         "stuck_chains": stuck,
         "mean_acceptance_per_chain": [float(v) for v in acc],
     }
+    # all chains may leave the EM mode together (e.g. an over-fitted component that the
+    # posterior spreads out): flag weights / means whose posterior mean is > 3 sd from EM
+    far = []
+    if ref_s is not None:
+        for site in ("weights", "means"):
+            v = draws_s[site].reshape((c * s,) + draws_s[site].shape[2:])
+            z = np.abs(v.mean(0) - np.asarray(getattr(ref_s, site))) / (v.std(0) + 1e-12)
+            far += [f"{site}[{', '.join(map(str, idx))}]" for idx in zip(*np.nonzero(z > 3.0))]
+    attrs["far_from_em"] = far
     return {"attrs": attrs}
 
 
@@ -522,6 +531,12 @@ def _warn(diag):
             f"chains {a['off_mode_chains']} sit in a different posterior mode from the others "
             f"(max deviation of a chain mean {a['off_mode_max_deviation_sd']} pooled sd); "
             "pooled summaries mix modes. Inspect them separately (posterior.sel(chain=...)).",
+            LabelSwitchingWarning, stacklevel=3)
+    if a["far_from_em"]:
+        warnings.warn(
+            f"the posterior is not centred at the EM solution for {a['far_from_em']} (posterior "
+            "mean more than 3 sd from EM): the EM mode is not representative (too many "
+            "components, or a weakly identified one?). Compare them with compare_em_mcmc.",
             LabelSwitchingWarning, stacklevel=3)
     if a["switched_chains"]:
         warnings.warn(

@@ -374,3 +374,24 @@ def test_simulation_based_calibration_small():
         p = stats.kstest((ranks[:, j] + np.random.default_rng(j).random(n_rep)) / (n_keep + 1),
                          "uniform").pvalue
         assert p > 0.001, (j, p)
+
+
+def test_chains_that_leave_the_em_mode_are_reported():
+    from bgmm.mcmc import LabelSwitchingWarning, _diagnostics, _warn
+
+    rng = np.random.default_rng(0)
+    c, s = 4, 200
+    means = rng.normal(size=(c, s, 2, 1))
+    means[2] += 8.0  # one chain in another mode
+    draws = {"weights": rng.dirichlet([5, 5], size=(c, s)), "means": means}
+    st = {"diverging": np.zeros((c, s), bool), "acceptance_rate": np.full((c, s), 0.9)}
+    st["diverging"][1, :3] = True
+    ref = GMMParams(np.array([0.5, 0.5]), np.array([[0.0], [20.0]]), None, None)
+    perm = np.broadcast_to(np.arange(2), (c, s, 2))
+    diag = _diagnostics(draws, perm, st, 1.0, "diag", ref)
+    a = diag["attrs"]
+    assert a["off_mode_chains"] == [2]
+    assert "means[1, 0]" in a["far_from_em"] and "means[0, 0]" not in a["far_from_em"]
+    assert a["n_divergent"] == 3 and a["n_divergent_per_chain"] == [0, 3, 0, 0]
+    with pytest.warns(LabelSwitchingWarning), pytest.warns(bgmm.mcmc.DivergenceWarning):
+        _warn(diag)
