@@ -221,7 +221,8 @@ def test_laplace_close_to_nuts(faithful):
     assert tree["laplace"]["means"].shape == (1, 2000, 2, 2)
     df = bgmm.inference.compare_em_mcmc(tree)
     np.testing.assert_allclose(df["laplace_sd"], df["sd"], rtol=0.3)
-    np.testing.assert_allclose(df["laplace_mean"], df["mean"], atol=0.5 * df["sd"].max() + 0)
+    wm = df.loc[[i for i in df.index if not i.startswith("covariances")]]
+    assert np.all(np.abs(wm["laplace_mean"] - wm["mean"]) < 0.5 * wm["sd"])
 
 
 def test_plots_render(faithful_diag, tmp_path):
