@@ -31,7 +31,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,bench]"
-	$(PY) benchmarks/run_all.py
+	PYTHON=$(PY) bash benchmarks/run_all.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bgmm tests benchmarks

@@ -134,6 +134,47 @@ def component_log_prob(x, means, prec_chol, covariance_type: str):
     return -0.5 * (n_features * math.log(2.0 * math.pi) + maha) + log_det
 
 
+def log_prob_coefficients(means, prec_chol, covariance_type: str):
+    """Coefficients of ``log N(x | mu_k, Sigma_k)`` as a linear function of features of x.
+
+    Returns ``(A, B, c)``, A (P, K), B (D, K), c (K,), such that for all n, k
+
+        log N(x_n | mu_k, Sigma_k) = t(x_n) @ A[:, k] + x_n @ B[:, k] + c[k]
+
+    with ``t = second_moment_features(x, covariance_type)`` (P = D (D + 1) / 2 for full
+    and tied, D for diag and spherical). With the features computed once per fit the
+    E-step is one GEMM per feature block instead of an (N, K, D) difference array. The
+    expansion ``x'Lx - 2 x'L mu + mu'L mu`` cancels when a component is narrow compared
+    with its distance from the origin, so it is used only on centred, scaled data (EM in
+    standardised units); :func:`component_log_prob` keeps the centred form.
+    """
+    d = means.shape[-1]
+    k = means.shape[0]
+    const = -0.5 * d * math.log(2.0 * math.pi)
+    log_det = log_det_precision_cholesky(prec_chol, covariance_type, d)
+    if covariance_type in ("full", "tied"):
+        iu, ju = _triu_indices(d)
+        # off-diagonal pairs appear once in the upper triangle but twice in x'Lx
+        mult = jnp.asarray((iu != ju) + 1.0, means.dtype)
+        if covariance_type == "full":
+            lam = jnp.matmul(prec_chol, jnp.swapaxes(prec_chol, -1, -2), precision=_HI)
+            a = -0.5 * mult[:, None] * lam[:, iu, ju].T
+            v = jnp.einsum("kd,kde->ke", means, prec_chol, precision=_HI)  # U_k' mu_k
+            b = jnp.einsum("kde,ke->dk", prec_chol, v, precision=_HI)  # L_k mu_k
+        else:
+            lam = jnp.matmul(prec_chol, prec_chol.T, precision=_HI)
+            a = jnp.broadcast_to((-0.5 * mult * lam[iu, ju])[:, None], (iu.size, k))
+            v = jnp.matmul(means, prec_chol, precision=_HI)
+            b = jnp.matmul(prec_chol, v.T, precision=_HI)
+    else:
+        u = prec_chol if covariance_type == "diag" else jnp.broadcast_to(prec_chol[:, None], (k, d))
+        a = -0.5 * (u * u).T
+        v = means * u
+        b = (u * v).T
+    c = const - 0.5 * jnp.sum(v * v, axis=-1) + log_det
+    return a, b, c
+
+
 # --------------------------------------------------------------------------------------
 # second moments: the features whose responsibility-weighted sums the M-step needs
 

@@ -43,11 +43,15 @@ class EMConfig:
 
 class Data(NamedTuple):
     """x (N, D) standardised (NaN marks a missing entry when ``missing``); weight (N,);
-    xx (N, P) second-moment features (see :func:`bgmm.covariance.second_moment_features`)."""
+    xx (N, P) second-moment features (see :func:`bgmm.covariance.second_moment_features`);
+    ft (P + D, N) optional: ``[xx, x]`` transposed (NaN as 0), so that the M-step's sums
+    are one row-major GEMM ``ft @ r`` (CPU GEMMs contracting a leading axis are several
+    times slower). Without ``ft`` the sums are formed from ``xx`` and ``x``."""
 
     x: jax.Array
     weight: jax.Array
     xx: jax.Array
+    ft: jax.Array | None = None
 
 
 class SuffStats(NamedTuple):
@@ -73,35 +77,74 @@ def make_data(x, weight, covariance_type: str) -> Data:
     x = jnp.asarray(x)
     weight = jnp.asarray(weight, dtype=x.dtype)
     xz = jnp.where(jnp.isnan(x), 0.0, x)
-    return Data(x, weight, cov.second_moment_features(xz, covariance_type))
+    xx = cov.second_moment_features(xz, covariance_type)
+    return Data(x, weight, xx, jnp.concatenate([xx, xz], axis=1).T)
+
+
+def _weighted_sums(data: Data, r, covariance_type: str) -> SuffStats:
+    """SuffStats from weighted responsibilities r (N, K) (already times the sample weight)."""
+    d = data.x.shape[-1]
+    nk = jnp.sum(r, axis=0)
+    if data.ft is not None:
+        s = jnp.matmul(data.ft, r, precision=_HI)  # (P + D, K)
+        s2, s1 = s[:-d].T, s[-d:].T
+    else:
+        s1 = jnp.matmul(r.T, jnp.where(jnp.isnan(data.x), 0.0, data.x), precision=_HI)
+        s2 = jnp.matmul(r.T, data.xx, precision=_HI)
+    return SuffStats(nk, s1, cov.second_moment_matrix(s2, covariance_type, d))
 
 
 def sufficient_stats(data: Data, resp, covariance_type: str) -> SuffStats:
     """Sums of the responsibilities (N, K) times 1, x and the second-moment features."""
-    r = resp * data.weight[:, None]
-    nk = jnp.sum(r, axis=0)
-    s1 = jnp.matmul(r.T, jnp.where(jnp.isnan(data.x), 0.0, data.x), precision=_HI)
-    s2 = jnp.matmul(r.T, data.xx, precision=_HI)
-    return SuffStats(nk, s1, cov.second_moment_matrix(s2, covariance_type, data.x.shape[-1]))
+    return _weighted_sums(data, resp * data.weight[:, None], covariance_type)
 
 
 def e_step(data: Data, params: GMMParams, covariance_type: str):
-    """Responsibilities gamma(z_nk) (N, K) and per-sample log-likelihoods (N,)."""
+    """Responsibilities gamma(z_nk) (N, K) and per-sample log-likelihoods (N,).
+
+    Uses the centred log density (accurate for any data); the EM loop uses the faster
+    feature form in :func:`expectation`.
+    """
     wlp = weighted_log_prob(data.x, params, covariance_type)
     log_norm = jax.nn.logsumexp(wlp, axis=-1)
     return jnp.exp(wlp - log_norm[:, None]), log_norm
 
 
+def feature_log_prob(data: Data, params: GMMParams, covariance_type: str):
+    """``log w_k + log N(x_n | mu_k, Sigma_k)`` (N, K) from the precomputed features.
+
+    Two GEMMs, ``xx @ A + x @ B`` (see :func:`bgmm.covariance.log_prob_coefficients`);
+    equal to :func:`bgmm.params.weighted_log_prob` up to round-off on standardised data.
+    """
+    a, b, c = cov.log_prob_coefficients(params.means, params.precisions_cholesky,
+                                        covariance_type)
+    log_w = jnp.where(params.weights > 0, jnp.log(jnp.where(params.weights > 0,
+                                                            params.weights, 1.0)), -jnp.inf)
+    return (jnp.matmul(data.xx, a, precision=_HI) + jnp.matmul(data.x, b, precision=_HI)
+            + (c + log_w)[None, :])
+
+
 def expectation(data: Data, params: GMMParams, cfg: EMConfig):
-    """E-step reduced to what the M-step needs: (stats, weighted log-likelihood sum)."""
+    """E-step reduced to what the M-step needs: (stats, weighted log-likelihood sum).
+
+    The E-step and the sums of the M-step are fused: the log densities come from one
+    product of the fixed features with the parameters' coefficients, a single
+    exponential pass gives the responsibilities and the log normaliser, and the weighted
+    responsibilities go straight into one product with the transposed features. No
+    (N, K, D) array is formed.
+    """
     if cfg.missing:
         from .missing import expectation_missing
 
         stats, log_norm = expectation_missing(data, params, cfg.covariance_type)
-    else:
-        resp, log_norm = e_step(data, params, cfg.covariance_type)
-        stats = sufficient_stats(data, resp, cfg.covariance_type)
-    return stats, jnp.sum(data.weight * log_norm)
+        return stats, jnp.sum(data.weight * log_norm)
+    wlp = feature_log_prob(data, params, cfg.covariance_type)
+    m = jnp.max(wlp, axis=1, keepdims=True)  # finite: some weight is > 0
+    e = jnp.exp(wlp - m)
+    s = jnp.sum(e, axis=1, keepdims=True)
+    r = e * (data.weight[:, None] / s)
+    log_norm = m[:, 0] + jnp.log(s[:, 0])
+    return _weighted_sums(data, r, cfg.covariance_type), jnp.sum(data.weight * log_norm)
 
 
 def _reg_diag(reg, d, dtype):
@@ -154,17 +197,27 @@ def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, c
         if ct == "full":
             covs = s2 / nks[:, None, None] - means[:, :, None] * means[:, None, :]
         elif ct == "tied":
-            covs = (jnp.sum(s2, axis=0) - jnp.einsum("k,kd,ke->de", nks, means, means)) / jnp.sum(nks)
+            covs = ((jnp.sum(s2, axis=0) - jnp.einsum("k,kd,ke->de", nks, means, means))
+                    / jnp.sum(nks))
         else:
             covs = s2 / nks[:, None] - means**2
             if ct == "spherical":
                 covs = jnp.mean(covs, axis=1)
-    if ct in ("full", "tied"):
-        covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2)) + jnp.diag(regd)
+    # the moment formulas cancel: their round-off grows with the second moments, so the
+    # floor under reg does too (keeps a component collapsed far from the centre definite)
+    scale2 = (s2 if ct in ("diag", "spherical") else jnp.diagonal(s2, axis1=-2, axis2=-1))
+    scale2 = jnp.max(scale2 / jnp.maximum(nk, eps)[:, None], axis=-1)  # (K,)
+    floor = 16 * eps * (1.0 + scale2)
+    if ct == "full":
+        regk = jnp.maximum(regd[None, :], floor[:, None])
+        covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2)) + regk[:, :, None] * jnp.eye(d, dtype=dtype)
+    elif ct == "tied":
+        regt = jnp.maximum(regd, 16 * eps * (1.0 + jnp.max(jnp.sum(jnp.diagonal(s2, axis1=-2, axis2=-1), 0)) / total))
+        covs = 0.5 * (covs + covs.T) + jnp.diag(regt)
     elif ct == "diag":
-        covs = covs + regd[None, :]
+        covs = covs + jnp.maximum(regd[None, :], floor[:, None])
     else:
-        covs = covs + jnp.mean(regd)
+        covs = covs + jnp.maximum(jnp.mean(regd), floor)
     if not cfg.map and ct != "tied":
         mask = empty.reshape((k,) + (1,) * (covs.ndim - 1))
         covs = jnp.where(mask, fallback.covariances, covs)

@@ -1,0 +1,43 @@
+"""Saving and loading: the reloaded estimator predicts identically."""
+
+import numpy as np
+import pytest
+
+import bgmm
+from bgmm.io import load_estimator, save_estimator
+
+
+@pytest.mark.parametrize("ct,prior", [("full", None), ("diag", "default"), ("spherical", "object")])
+def test_estimator_roundtrip(ct, prior, tmp_path, faithful):
+    if prior == "object":
+        prior = bgmm.GMMPrior(mean_precision=0.5, dof=4.0)
+    df = bgmm.load_faithful(as_frame=True)
+    gm = bgmm.GaussianMixture(2, covariance_type=ct, prior=prior, random_state=3).fit(df)
+    path = save_estimator(gm, tmp_path / "model")
+    assert path.suffix == ".npz"
+    again = load_estimator(path)
+    assert again.get_params().keys() == gm.get_params().keys()
+    assert again.covariance_type == ct and again.n_iter_ == gm.n_iter_
+    np.testing.assert_array_equal(again.predict_proba(df), gm.predict_proba(df))
+    np.testing.assert_array_equal(again.score_samples(df), gm.score_samples(df))
+    np.testing.assert_array_equal(again.means_, gm.means_)
+    assert list(again.feature_names_in_) == ["eruptions", "waiting"]
+    assert again.lower_bound_ == gm.lower_bound_
+
+
+def test_unknown_or_newer_format_is_refused(tmp_path, faithful):
+    import json
+
+    gm = bgmm.GaussianMixture(1).fit(faithful)
+    path = save_estimator(gm, tmp_path / "m.npz")
+    with np.load(path) as z:
+        arrays = dict(z)
+    header = json.loads(arrays["header"].tobytes())
+    header["version"] = 99
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    np.savez(tmp_path / "newer.npz", **arrays)
+    with pytest.raises(ValueError, match="format version 99"):
+        load_estimator(tmp_path / "newer.npz")
+    np.savez(tmp_path / "other.npz", header=np.frombuffer(b'{"format": "x"}', np.uint8))
+    with pytest.raises(ValueError, match="not a saved bgmm estimator"):
+        load_estimator(tmp_path / "other.npz")

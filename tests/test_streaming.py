@@ -1,0 +1,121 @@
+"""Streaming EM equals the in-memory fit and keeps memory bounded.
+
+References: scikit-learn's GaussianMixture from the same starting parameters, and
+bgmm's in-memory estimator (the same starting parameters, the same k-means init).
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture as SK
+
+import bgmm
+from bgmm import streaming
+from bgmm.streaming import fit_streaming
+
+
+@pytest.fixture(scope="module")
+def X():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (1500, 3)),
+                        rng.normal(0, 0.5, (1000, 3)) + [4.0, 1.0, -2.0],
+                        rng.normal(0, 0.7, (500, 3)) + [-3.0, 2.0, 2.0]])
+    return x[rng.permutation(len(x))]
+
+
+@pytest.mark.parametrize("ct", ["full", pytest.param("diag", marks=pytest.mark.slow)])
+def test_matches_sklearn_and_in_memory_fit(X, ct):
+    sk0 = SK(3, covariance_type=ct, random_state=0, max_iter=2).fit(X)
+    kw = dict(covariance_type=ct, weights_init=sk0.weights_, means_init=sk0.means_,
+              precisions_init=sk0.precisions_, max_iter=12, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = SK(3, **kw).fit(X)
+        one = bgmm.GaussianMixture(3, **kw).fit(X)
+        st = fit_streaming(X, 3, chunk_size=700, **kw)  # 3000 = 4 x 700 + 200 padded
+    for a in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(st, a), getattr(ref, a), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(getattr(st, a), getattr(one, a), rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(st.lower_bounds_, one.lower_bounds_, rtol=0, atol=1e-12)
+    assert abs(st.lower_bound_ - ref.lower_bound_) < 1e-10
+    assert st.n_iter_ == 12 and st.n_samples_seen_ == len(X)
+
+
+def test_sources_agree_and_one_compile(X, tmp_path):
+    x32 = X.astype(np.float32)
+    np.save(tmp_path / "a.npy", x32[:1234])
+    np.save(tmp_path / "b.npy", x32[1234:])
+    mm = np.lib.format.open_memmap(tmp_path / "m.npy", mode="w+", dtype=np.float32,
+                                   shape=X.shape)
+    mm[:] = x32
+    mm.flush()
+    sources = {
+        "array": x32,
+        "files": [tmp_path / "a.npy", str(tmp_path / "b.npy")],
+        "memmap": np.load(tmp_path / "m.npy", mmap_mode="r"),
+        "iterator": lambda: (x32[i:i + 333] for i in range(0, len(x32), 333)),
+    }
+    before = streaming._chunk_expectation._cache_size()
+    fits = {k: fit_streaming(s, 3, chunk_size=512, random_state=3, max_iter=20)
+            for k, s in sources.items()}
+    # ragged chunks and four source kinds, one compiled chunk program
+    assert streaming._chunk_expectation._cache_size() - before <= 1
+    for k, g in fits.items():
+        np.testing.assert_allclose(g.means_, fits["array"].means_, rtol=1e-12, err_msg=k)
+    # k-means++ init on the subsample (here all rows) reaches the in-memory optimum
+    one = bgmm.GaussianMixture(3, random_state=3).fit(X)
+    assert abs(fits["array"].lower_bound_ - one.lower_bound_) < 1e-4
+    assert fits["array"].converged_
+
+
+def test_bad_sources(X):
+    with pytest.raises(TypeError, match="source"):
+        fit_streaming(42, 2)
+    with pytest.raises(ValueError, match="2-D"):
+        fit_streaming(X[:, 0], 2)
+    with pytest.raises(ValueError, match="chunk_size"):
+        fit_streaming(X, 2, chunk_size=0)
+    with pytest.raises(ValueError, match="n_features"):
+        fit_streaming(lambda: iter([X[:10], X[:10, :2]]), 2)
+    bad = X.copy()
+    bad[5, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fit_streaming(bad, 2)
+    with pytest.raises(ValueError, match="n_samples"):
+        fit_streaming(X[:3], 5, init_subsample=10)
+
+
+MEMORY_SCRIPT = textwrap.dedent(r"""
+    import resource, sys, numpy as np
+    from bgmm.streaming import fit_streaming
+    path, n = sys.argv[1], int(sys.argv[2])
+    rng = np.random.default_rng(0)
+    m = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, 8))
+    for i in range(0, n, 1 << 18):
+        k = min(1 << 18, n - i)
+        m[i:i + k] = rng.normal(size=(k, 8)) + 3.0 * (rng.random((k, 1)) < 0.5)
+    m.flush(); del m
+    src = np.load(path, mmap_mode="r")
+    kw = dict(chunk_size=1 << 15, init_subsample=5000)
+    fit_streaming(src[:100_000], 2, max_iter=2, **kw)  # compile, warm up
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    g = fit_streaming(np.load(path, mmap_mode="r"), 2, max_iter=2, tol=0.0, **kw)
+    grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert g.n_iter_ == 2 and np.isfinite(g.lower_bound_)
+    print("GREW_KB", grew)
+""")
+
+
+def test_peak_memory_bounded(tmp_path):
+    n = 1_000_000  # 32 MB of float32 on disk
+    r = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(tmp_path / "big.npy"), str(n)],
+                       capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    grew_kb = int(r.stdout.split("GREW_KB")[1].split()[0])
+    assert grew_kb < 12_000, f"peak RSS grew by {grew_kb} kB while streaming a 32 MB file"
