@@ -56,7 +56,7 @@ def test_parity_with_sklearn_from_same_start(dataset, ct, faithful, iris):
     assert gm.aic(X) == pytest.approx(sk.aic(X), rel=1e-10)
 
 
-@pytest.mark.parametrize("dataset", ["faithful", "iris"])
+@pytest.mark.parametrize("dataset", ["faithful", pytest.param("iris", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("ct", TYPES)
 def test_restarts_at_least_as_good_as_sklearn(dataset, ct, faithful, iris):
     X = _data(dataset, faithful, iris)
@@ -71,9 +71,14 @@ def test_restarts_at_least_as_good_as_sklearn(dataset, ct, faithful, iris):
     assert gm.converged_
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("prior", [None, "default"])
-@pytest.mark.parametrize("ct", TYPES)
+_MONO = [(ct, prior, dt) for ct in TYPES for prior in (None, "default") for dt in ("float32", "float64")]
+# one combination per type in the default suite (the property tests cover more); all in slow
+_MONO_FAST = {("full", "default", "float32"), ("tied", None, "float64"), ("diag", "default", "float64"),
+              ("spherical", None, "float32")}
+
+
+@pytest.mark.parametrize("ct,prior,dtype", [
+    c if c in _MONO_FAST else pytest.param(*c, marks=pytest.mark.slow) for c in _MONO])
 def test_objective_never_decreases(ct, prior, dtype, iris):
     gm = bgmm.GaussianMixture(4, covariance_type=ct, prior=prior, dtype=dtype, tol=0.0,
                               max_iter=60, init_params="random", random_state=3)
