@@ -312,12 +312,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._store(res, std, prior, weight, log_det)
         return self
 
-    def _store(self, res: em.EMResult, std: Standardizer, prior, weight, log_det):
+    def _store(self, res: em.EMResult, std: Standardizer, prior, weight, log_det=None):
         obj = np.where(np.isnan(res.objective), -np.inf, res.objective)
         best = int(np.argmax(obj))
         r = jax.tree.map(lambda a: a[best], res)
         ct = self.covariance_type
-        offset = -log_det
+        # mean log-Jacobian of the standardisation (per row: its observed features)
+        offset = -(std.log_det if log_det is None else log_det)
         if prior is not None:
             offset += log_prior_jacobian(ct, self.n_components, np.log(std.scale)) / weight.sum()
         self._std = std
