@@ -1,10 +1,13 @@
 """bgmm: one Gaussian mixture model, fitted by EM (MLE / MAP) or sampled with NUTS."""
 
+from . import inference, mcmc
 from ._shell import ConvergenceWarning, DegenerateFitWarning
 from .covariance import COVARIANCE_TYPES
 from .datasets import load_faithful
 from .estimator import GaussianMixture
+from .inference import compare_em_mcmc, posterior_responsibilities
 from .io import load_estimator, load_posterior, save_estimator, save_posterior
+from .mcmc import run_nuts
 from .model import marginal_model, model
 from .params import GMMParams
 from .priors import GMMPrior, default_prior
@@ -19,9 +22,14 @@ __all__ = [
     "GMMPrior",
     "GaussianMixture",
     "default_prior",
+    "compare_em_mcmc",
+    "inference",
     "load_estimator",
     "load_faithful",
     "load_posterior",
+    "mcmc",
+    "posterior_responsibilities",
+    "run_nuts",
     "marginal_model",
     "model",
     "save_estimator",

@@ -1,0 +1,365 @@
+"""NUTS on the mixture: EM-started chains, relabelling, DataTree contents, diagnostics.
+
+References are independent of bgmm's code: scipy densities for the pointwise
+log-likelihood and the responsibilities, ArviZ for R-hat / ESS, known permutations for the
+relabelling, closed-form 1/sqrt(N) scaling and rank uniformity (SBC) for the posterior.
+"""
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+import bgmm
+from bgmm.mcmc import permute_components, relabel_permutations, run_nuts
+from bgmm.params import GMMParams
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def faithful_diag(faithful):
+    """Old Faithful, K=2 diag, 4 chains started at MAP-EM (the default-suite NUTS run)."""
+    gm = bgmm.GaussianMixture(2, covariance_type="diag", prior="default", n_init=3,
+                              random_state=0).fit(faithful)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bgmm.mcmc.LabelSwitchingWarning)
+        tree = gm.sample_posterior(faithful, num_chains=4, num_warmup=500, num_samples=500,
+                                   seed=0)
+    return gm, tree
+
+
+def _mixture_logpdf(x, w, mu, cov_full):
+    comp = [np.log(w[k]) + stats.multivariate_normal(mu[k], cov_full[k]).logpdf(x)
+            for k in range(len(w))]
+    return np.stack(comp, -1)
+
+
+# ----------------------------------------------------------------------------- relabelling
+
+
+@pytest.mark.parametrize("ct", ["full", "diag", "spherical", "tied"])
+def test_relabelling_undoes_artificial_permutations_exactly(ct):
+    rng = np.random.default_rng(3)
+    c, s, k, d = 2, 50, 3, 2
+    ref_means = np.array([[-4.0, 0.0], [0.0, 3.0], [4.0, -1.0]])
+    ref_w = np.array([0.2, 0.3, 0.5])
+    ref_cov = {"full": np.stack([np.eye(d) * v for v in (0.5, 1.0, 2.0)]),
+               "diag": np.array([[0.5, 0.6], [1.0, 1.1], [2.0, 2.1]]),
+               "spherical": np.array([0.5, 1.0, 2.0]), "tied": np.eye(d)}[ct]
+    ref = GMMParams(ref_w, ref_means, ref_cov, None)
+    draws = {"weights": ref_w + 0.01 * rng.normal(size=(c, s, k)),
+             "means": ref_means + 0.1 * rng.normal(size=(c, s, k, d)),
+             "covariances": ref_cov * np.exp(0.05 * rng.normal(
+                 size=(c, s) + ref_cov.shape)) if ct != "tied"
+             else np.broadcast_to(ref_cov, (c, s, d, d)).copy()}
+    true_perm = np.broadcast_to(np.arange(k), (c, s, k)).copy()
+    scramble = rng.random((c, s)) < 0.4
+    for i, j in zip(*np.nonzero(scramble)):
+        true_perm[i, j] = rng.permutation(k)
+    scrambled = {n: permute_components(v, true_perm, n, ct) for n, v in draws.items()}
+    perm = relabel_permutations(scrambled, ref, ct)
+    back = {n: permute_components(v, perm, n, ct) for n, v in scrambled.items()}
+    for n in draws:
+        np.testing.assert_array_equal(back[n], draws[n])
+    moved = np.any(true_perm != np.arange(k), axis=-1)
+    assert np.array_equal(np.any(perm != np.arange(k), axis=-1), moved)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def test_bad_arguments_raise(faithful):
+    x = faithful[:50]
+    kw = dict(n_components=2, covariance_type="diag")
+    with pytest.raises(ValueError, match="covariance_type"):
+        run_nuts(x, n_components=2, covariance_type="banana")
+    with pytest.raises(ValueError, match="num_chains"):
+        run_nuts(x, num_chains=0, **kw)
+    with pytest.raises(ValueError, match="chain_method"):
+        run_nuts(x, chain_method="magic", init_params=_em_tuple(x), **kw)
+    with pytest.raises(ValueError, match="finite"):
+        run_nuts(np.where(np.arange(50)[:, None] == 3, np.nan, x), **kw)
+    with pytest.raises(ValueError, match="shapes"):
+        run_nuts(x, init_params=(np.ones(3) / 3, np.zeros((3, 2)), np.ones((3, 2))), **kw)
+    with pytest.raises(TypeError, match="prior"):
+        run_nuts(x, prior="flat", **kw)
+    with pytest.raises(ValueError, match="target_accept_prob"):
+        run_nuts(x, target_accept_prob=1.5, **kw)
+
+
+def _em_tuple(x):
+    gm = bgmm.GaussianMixture(2, covariance_type="diag", prior="default", random_state=0).fit(x)
+    return gm.weights_, gm.means_, gm.covariances_
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def test_datatree_groups_dims_shapes(faithful_diag, faithful):
+    gm, tree = faithful_diag
+    n, d = faithful.shape
+    assert isinstance(tree, __import__("xarray").DataTree)
+    for g in ("posterior", "sample_stats", "log_likelihood", "posterior_predictive",
+              "observed_data", "em_estimate", "responsibilities", "laplace"):
+        assert g in tree.children, g
+    post = tree["posterior"]
+    assert post["weights"].dims == ("chain", "draw", "component")
+    assert post["weights"].shape == (4, 500, 2)
+    assert post["means"].dims == ("chain", "draw", "component", "feature")
+    assert post["means"].shape == (4, 500, 2, d)
+    assert post["covariances"].shape == (4, 500, 2, d)  # diag: sklearn's (K, D)
+    assert tree["log_likelihood"]["x"].dims == ("chain", "draw", "observation")
+    assert tree["log_likelihood"]["x"].shape == (4, 500, n)
+    assert tree["posterior_predictive"]["x"].shape == (4, 500, n, d)
+    np.testing.assert_array_equal(tree["observed_data"]["x"].values, faithful)
+    em = tree["em_estimate"]
+    np.testing.assert_allclose(em["weights"].values, gm.weights_, rtol=1e-12)
+    np.testing.assert_allclose(em["means"].values, gm.means_, rtol=1e-12)
+    np.testing.assert_allclose(em["covariances"].values, gm.covariances_, rtol=1e-12)
+    for name in ("diverging", "energy", "n_steps", "acceptance_rate", "lp"):
+        assert tree["sample_stats"][name].shape == (4, 500)
+    assert tree.attrs["prior_source"].startswith("estimator")
+    # weights on the simplex, covariances positive: the draws are in the model's support
+    np.testing.assert_allclose(post["weights"].values.sum(-1), 1.0, atol=1e-10)
+    assert np.all(post["covariances"].values > 0)
+
+
+def test_faithful_converges_after_relabelling(faithful_diag):
+    _, tree = faithful_diag
+    post = tree["posterior"].to_dataset()[["weights", "means"]]
+    assert float(az.rhat(post).to_array().max()) < 1.01
+    assert float(az.ess(post, method="bulk").to_array().min()) > 400
+    a = tree.attrs
+    assert a["n_divergent"] == int(tree["sample_stats"]["diverging"].values.sum())
+    assert a["n_divergent"] == 0  # none at the default settings on this well-posed problem
+    assert a["off_mode_chains"] == "[]" and a["stuck_chains"] == "[]"
+    assert a["n_permuted_draws"] == 0  # well-separated components: no switching from EM
+
+
+def test_posterior_mean_near_map_within_sd(faithful_diag):
+    gm, tree = faithful_diag
+    post = tree["posterior"]
+    for name, em in (("weights", gm.weights_), ("means", gm.means_)):
+        v = post[name].values.reshape((-1,) + em.shape)
+        z = np.abs(v.mean(0) - em) / v.std(0)
+        assert np.all(z < 1.0), (name, z)
+
+
+def test_pointwise_loglik_matches_scipy_in_data_units(faithful_diag, faithful):
+    _, tree = faithful_diag
+    post = tree["posterior"]
+    ll = tree["log_likelihood"]["x"].values
+    for c, s in [(0, 0), (1, 123), (3, 499)]:
+        w = post["weights"].values[c, s]
+        mu = post["means"].values[c, s]
+        cv = np.stack([np.diag(v) for v in post["covariances"].values[c, s]])
+        ref = logsumexp(_mixture_logpdf(faithful, w, mu, cv), axis=-1)
+        np.testing.assert_allclose(ll[c, s], ref, rtol=1e-9, atol=1e-9)
+
+
+def test_arviz_summary_and_loo_run(faithful_diag, faithful):
+    _, tree = faithful_diag
+    summ = az.summary(tree, var_names=["weights", "means"])
+    assert len(summ) == 2 + 2 * faithful.shape[1]
+    assert np.all(summ["r_hat"].astype(float) < 1.01)
+    lo = az.loo(tree)
+    assert lo.n_data_points == faithful.shape[0]
+    assert np.isfinite(lo.elpd) and not lo.warning
+    # elpd_loo is a little below the in-sample log predictive density (sum of logmeanexp)
+    ll = tree["log_likelihood"]["x"].values.reshape(-1, faithful.shape[0])
+    lpd = float(np.sum(logsumexp(ll, axis=0) - np.log(ll.shape[0])))
+    assert lpd - 20 < lo.elpd < lpd
+
+
+def test_posterior_responsibilities_match_scipy(faithful_diag, faithful):
+    _, tree = faithful_diag
+    r = tree["responsibilities"]
+    post = tree["posterior"].to_dataset().stack(sample=("chain", "draw")).transpose("sample", ...)
+    rows = [0, 5, 17, 100]
+    idx = np.arange(0, post.sizes["sample"], 10)
+    gam = []
+    for s in idx:
+        cv = np.stack([np.diag(v) for v in post["covariances"].values[s]])
+        lp = _mixture_logpdf(faithful[rows], post["weights"].values[s], post["means"].values[s], cv)
+        gam.append(np.exp(lp - logsumexp(lp, axis=-1, keepdims=True)))
+    gam = np.stack(gam)
+    np.testing.assert_allclose(r["mean"].values[rows], gam.mean(0), atol=0.02)
+    np.testing.assert_allclose(r["mean"].values.sum(-1), 1.0, atol=1e-10)
+    assert np.all(r["lower"].values <= r["mean"].values + 1e-12)
+    assert np.all(r["mean"].values <= r["upper"].values + 1e-12)
+    # a new point halfway between the clusters is uncertain; far ones are not
+    new = np.array([[3.0, 67.0], [1.8, 50.0]])
+    r2 = bgmm.inference.posterior_responsibilities(tree, new)
+    assert r2["mean"].shape == (2, 2)
+    assert r2["sd"].values[0].max() > r2["sd"].values[1].max()
+
+
+def test_compare_em_mcmc_table(faithful_diag):
+    gm, tree = faithful_diag
+    df = bgmm.inference.compare_em_mcmc(tree)
+    for col in ("em", "mean", "sd", "ci_lower", "ci_upper", "r_hat", "ess_bulk", "em_in_ci",
+                "laplace_mean", "laplace_sd"):
+        assert col in df.columns
+    assert len(df) == 2 + 2 * 2 + 2 * 2
+    assert df.loc["weights[0]", "em"] == pytest.approx(gm.weights_[0], rel=1e-12)
+    v = tree["posterior"]["means"].values[..., 1, 0].ravel()
+    assert df.loc["means[1, x0]", "mean"] == pytest.approx(v.mean(), rel=1e-12)
+    assert df.loc["means[1, x0]", "sd"] == pytest.approx(v.std(ddof=1), rel=1e-12)
+    assert df["em_in_ci"].all()
+    # Laplace at the mode: close to NUTS for ~100 points per component
+    np.testing.assert_allclose(df["laplace_sd"], df["sd"], rtol=0.3)
+
+
+def test_plots_render(faithful_diag, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bgmm import inference as inf
+
+    _, tree = faithful_diag
+    fig, axes = inf.plot_forest(tree)
+    assert len(axes) == 3  # weights, means per feature
+    fig.savefig(tmp_path / "forest.png")
+    fig, axes = inf.plot_ppc(tree, num_draws=10)
+    assert len(axes) == 3
+    fig.savefig(tmp_path / "ppc.png")
+    pc = inf.plot_trace(tree, var_names=["weights"])
+    pc.savefig(tmp_path / "trace.png")
+    pc = inf.plot_rank(tree, var_names=["weights"])
+    pc.savefig(tmp_path / "rank.png")
+    fig2, ax = plt.subplots(1, 3)
+    inf.plot_ppc(tree, num_draws=5, ax=ax)
+    plt.close("all")
+
+
+def test_fixed_seed_reproduces_draws_and_mle_uses_default_prior(faithful):
+    x = faithful[:120]
+    gm = bgmm.GaussianMixture(2, covariance_type="diag", random_state=0).fit(x)  # MLE
+    kw = dict(num_chains=2, num_warmup=30, num_samples=20, seed=5, log_likelihood=False,
+              posterior_predictive=False, responsibilities=False, laplace=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = gm.sample_posterior(x, **kw)
+        b = gm.sample_posterior(x, **kw)
+    np.testing.assert_array_equal(a["posterior"]["means"].values, b["posterior"]["means"].values)
+    assert "default" in a.attrs["prior_source"]
+    hp = a["prior_hyperparameters"]
+    ref = bgmm.default_prior(x, 2, "diag")
+    np.testing.assert_allclose(hp["scale"].values, ref.scale, rtol=1e-12)
+
+
+def test_chain_starts_are_the_em_solution_jittered(faithful):
+    """Unconstrained starts map back (NumPyro's constrain_fn) to the EM fit; jitter spreads them."""
+    from functools import partial
+
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer.util import constrain_fn
+
+    from bgmm.mcmc import chain_inits
+    from bgmm.model import marginal_model
+
+    x = faithful[:80]
+    w, m, c = _em_tuple(x)
+    prior = bgmm.default_prior(x, 2, "diag")
+    with jax.enable_x64(True):
+        model = partial(marginal_model, n_components=2, covariance_type="diag")
+        kw = dict(x=jnp.asarray(x), prior=prior)
+        for jitter in (0.0, 0.1):
+            u = chain_inits(model, kw, GMMParams(w, m, c, None), 3, jitter, jax.random.PRNGKey(0))
+            back = jax.vmap(lambda p: constrain_fn(model, (), kw, p))(u)
+            if jitter == 0.0:
+                for name, ref in (("weights", w), ("means", m), ("covariances", c)):
+                    np.testing.assert_allclose(back[name], np.stack([ref] * 3), rtol=1e-9)
+            else:
+                spread = np.asarray(back["means"]).std(0)
+                assert np.all(spread > 0) and np.all(spread < 0.5 * np.sqrt(c))
+
+
+# ----------------------------------------------------------------------------- slow
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("ct", ["full", "diag"])
+def test_faithful_all_configurations(faithful, k, ct):
+    gm = bgmm.GaussianMixture(k, covariance_type=ct, prior="default", n_init=5,
+                              random_state=0).fit(faithful)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        tree = gm.sample_posterior(faithful, num_chains=4, num_warmup=1000, num_samples=1000,
+                                   seed=0)
+    post = tree["posterior"].to_dataset()[["weights", "means"]]
+    assert float(az.rhat(post).to_array().max()) < 1.01
+    assert float(az.ess(post, method="bulk").to_array().min()) > 400
+    n_div = tree.attrs["n_divergent"]
+    assert n_div == int(tree["sample_stats"]["diverging"].values.sum())
+    if n_div:  # reported, not hidden
+        assert any(issubclass(r.category, bgmm.mcmc.DivergenceWarning) for r in rec)
+
+
+def _two_cluster_data(n, seed):
+    rng = np.random.default_rng(seed)
+    z = rng.random(n) < 0.4
+    return np.where(z, -3.0, 3.0)[:, None] + rng.normal(size=(n, 1))
+
+
+@pytest.mark.slow
+def test_posterior_sd_shrinks_like_one_over_sqrt_n():
+    sds, means = [], []
+    for n in (400, 3200):
+        x = _two_cluster_data(n, 1)
+        tree = run_nuts(x, n_components=2, covariance_type="diag", prior="default",
+                        num_chains=2, num_warmup=500, num_samples=1000, seed=0,
+                        posterior_predictive=False, responsibilities=False, laplace=False)
+        v = tree["posterior"]["means"].values.reshape(-1, 2)
+        sds.append(v.std(0))
+        em = tree["em_estimate"]["means"].values[:, 0]
+        # many samples per component: posterior mean within a posterior sd of the MAP
+        assert np.all(np.abs(v.mean(0) - em) < v.std(0))
+    ratio = sds[0] / sds[1]
+    np.testing.assert_allclose(ratio, np.sqrt(8), rtol=0.2)
+
+
+@pytest.mark.slow
+def test_simulation_based_calibration_small():
+    """SBC (Talts et al. 2018), 1-D, K=2 diag: ranks of the prior draw among posterior
+    draws are uniform. Components are identified by ordering on the mean."""
+    from jax import random
+    from numpyro.infer import Predictive
+
+    from bgmm.model import model
+
+    k, n, n_rep, n_keep = 2, 40, 60, 99
+    prior = bgmm.GMMPrior(weight_concentration=5.0, mean=np.zeros(1), mean_precision=0.05,
+                          dof=8.0, scale=np.ones(1) * 8.0)
+    ranks = []
+    import jax
+
+    for r in range(n_rep):
+        with jax.enable_x64(True):
+            sim = Predictive(model, num_samples=1)(random.PRNGKey(100 + r), n_components=k,
+                                                   covariance_type="diag", prior=prior,
+                                                   n_samples=n)
+        x = np.asarray(sim["x"][0], np.float64)
+        order = np.argsort(np.asarray(sim["means"][0, :, 0]))
+        truth = np.asarray(sim["means"][0, order, 0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = run_nuts(x, n_components=k, covariance_type="diag", prior=prior,
+                            num_chains=1, num_warmup=300, num_samples=n_keep * 4, seed=r,
+                            log_likelihood=False, posterior_predictive=False,
+                            responsibilities=False, laplace=False)
+        m = np.sort(tree["posterior"]["means"].values[0, ::4, :, 0], axis=-1)
+        ranks.append((m < truth).sum(0))
+    ranks = np.asarray(ranks)  # (n_rep, K), each uniform on {0..n_keep}
+    for j in range(k):
+        p = stats.kstest((ranks[:, j] + np.random.default_rng(j).random(n_rep)) / (n_keep + 1),
+                         "uniform").pvalue
+        assert p > 0.001, (j, p)
