@@ -11,6 +11,7 @@ from .mcmc import run_nuts
 from .model import marginal_model, model
 from .params import GMMParams
 from .priors import GMMPrior, default_prior
+from .selection import SelectionResult, compare_loo, select, sparse_mixture_k
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,8 @@ __all__ = [
     "GMMParams",
     "GMMPrior",
     "GaussianMixture",
+    "SelectionResult",
+    "compare_loo",
     "default_prior",
     "compare_em_mcmc",
     "inference",
@@ -34,4 +37,6 @@ __all__ = [
     "model",
     "save_estimator",
     "save_posterior",
+    "select",
+    "sparse_mixture_k",
 ]

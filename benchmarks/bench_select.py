@@ -1,0 +1,143 @@
+"""Wall time of a (K, covariance type) model-selection grid: bgmm.select vs a scikit-learn loop.
+
+Same grid, same n_init, max_iter, tol, reg_covar and k-means initialisation on both
+sides; scikit-learn fits each model in a Python loop (its restarts are a loop too) and
+computes BIC. For bgmm each model is one compiled call (init + EM for all restarts,
+vmapped) plus one compiled scoring E-step; the script reports, per model, the first call
+(trace + compile + run) and a second call (run only, the program cached), then times
+``bgmm.select`` on the whole grid with the programs cached.
+
+    python benchmarks/bench_select.py faithful
+    python benchmarks/bench_select.py synthetic --n 20000 --d 4 --true-k 4
+
+Compile time depends on (K, covariance type, max_iter, init, padded N, D) only: within
+one process a second study of data of a similar size pays run time only, and so does a
+later ``bgmm.GaussianMixture(...).fit`` of any model of the grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+import bgmm
+from bgmm import em
+from bgmm._shell import precision_scope, restart_keys
+from bgmm.estimator import _fit_restarts
+from bgmm.init import UserInit
+from bgmm.selection import _prepare, _score_best, select
+
+TYPES = ("full", "tied", "diag", "spherical")
+
+
+def synthetic(n, d, k, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0.0, 4.0, (k, d))
+    sizes = rng.multinomial(n, np.full(k, 1.0 / k))
+    xs = []
+    for c, m in zip(centers, sizes):
+        a = rng.normal(size=(d, d)) * 0.5 + np.eye(d)
+        xs.append(rng.normal(size=(m, d)) @ a.T + c)
+    return np.vstack(xs)
+
+
+def time_sklearn(x, ks, n_init, max_iter, tol, reg):
+    out = {}
+    t0 = time.perf_counter()
+    for ct in TYPES:
+        for k in ks:
+            t = time.perf_counter()
+            sk = SkGaussianMixture(k, covariance_type=ct, n_init=n_init, max_iter=max_iter,
+                                   tol=tol, reg_covar=reg, init_params="kmeans", random_state=0)
+            sk.fit(x)
+            out[(k, ct)] = (time.perf_counter() - t, sk.bic(x))
+    return time.perf_counter() - t0, out
+
+
+def time_bgmm_per_model(x, ks, n_init, max_iter, tol, reg):
+    """First call (trace + compile + run) and second call (run) of each model's programs."""
+    prep = _prepare(x, None, TYPES, reg, "float64")
+    out = {}
+    with precision_scope("float64"):
+        keys = restart_keys(0, n_init)
+        tol_j = jnp.asarray(tol, jnp.float64)
+        for ct in TYPES:
+            for k in ks:
+                cfg = em.EMConfig(k, ct, max_iter, False, False)
+
+                def call(ct=ct, cfg=cfg):
+                    res = _fit_restarts(keys, prep.data[ct], None, tol_j, prep.reg[ct],
+                                        UserInit(), cfg=cfg, method="kmeans")
+                    sc = _score_best(res, prep.data[ct], covariance_type=ct)
+                    return jax.block_until_ready((res, sc))
+
+                t = time.perf_counter()
+                call()
+                first = time.perf_counter() - t
+                t = time.perf_counter()
+                call()
+                run = time.perf_counter() - t
+                out[(k, ct)] = (first - run, run)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data", choices=["faithful", "synthetic"])
+    ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--d", type=int, default=4)
+    ap.add_argument("--true-k", type=int, default=4)
+    ap.add_argument("--kmax", type=int, default=6)
+    ap.add_argument("--n-init", type=int, default=10)
+    ap.add_argument("--max-iter", type=int, default=100)
+    ap.add_argument("--tol", type=float, default=1e-3)
+    ap.add_argument("--reg", type=float, default=1e-6)
+    a = ap.parse_args()
+    x = bgmm.load_faithful() if a.data == "faithful" else synthetic(a.n, a.d, a.true_k)
+    ks = list(range(1, a.kmax + 1))
+    print(f"data={a.data} N={x.shape[0]} D={x.shape[1]} K=1..{a.kmax} x {len(TYPES)} types "
+          f"= {len(ks) * len(TYPES)} models, n_init={a.n_init}, max_iter={a.max_iter}, "
+          f"tol={a.tol}; jax {jax.__version__} on {jax.devices()[0].platform}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    warnings.simplefilter("ignore")
+
+    sk_total, sk = time_sklearn(x, ks, a.n_init, a.max_iter, a.tol, a.reg)
+    per = time_bgmm_per_model(x, ks, a.n_init, a.max_iter, a.tol, a.reg)
+    t = time.perf_counter()
+    res = select(x, ks, TYPES, n_init=a.n_init, max_iter=a.max_iter, tol=a.tol,
+                 reg_covar=a.reg, random_state=0)
+    warm = time.perf_counter() - t
+    df = res.to_frame()
+
+    print(f"\n{'model':>14} {'sklearn s':>10} {'bgmm compile s':>15} {'bgmm run s':>11} "
+          f"{'run ratio':>10} {'BIC sklearn':>12} {'BIC bgmm':>12}")
+    for (k, ct), (t_sk, bic_sk) in sk.items():
+        comp, run = per[(k, ct)]
+        print(f"{f'K={k} {ct}':>14} {t_sk:10.3f} {comp:15.2f} {run:11.4f} {t_sk / run:10.1f} "
+              f"{bic_sk:12.2f} {df.loc[(k, ct), 'bic']:12.2f}")
+    compile_total = sum(c for c, _ in per.values())
+    run_total = sum(r for _, r in per.values())
+    print(f"\nscikit-learn loop over the grid:          {sk_total:9.2f} s")
+    print(f"bgmm, programs cached: bgmm.select(grid)   {warm:9.2f} s   "
+          f"(sklearn / bgmm = {sk_total / warm:.1f}x)")
+    print(f"bgmm, sum of per-model run times:          {run_total:9.2f} s")
+    print(f"bgmm, compile (first call - second call):  {compile_total:9.2f} s over "
+          f"{len(per)} programs ({compile_total / len(per):.2f} s each)")
+    print(f"bgmm cold, sequential (compile + run):     {compile_total + run_total:9.2f} s   "
+          f"(sklearn / bgmm = {sk_total / (compile_total + run_total):.2f}x)")
+    cols = ["log_likelihood", "n_parameters", "bic", "aic", "icl", "converged", "degenerate"]
+    print("\nbgmm.select table (lower is better; mclust BIC = -BIC):")
+    print(df[cols].round(2).to_string())
+    print(f"chosen by BIC: bgmm {res.best_key_}, sklearn "
+          f"{min(sk, key=lambda key: sk[key][1])}")
+
+
+if __name__ == "__main__":
+    main()
