@@ -104,12 +104,14 @@ def plot_density_1d(gm, x, *, ax=None, bins=40, feature_name=None, components=Tr
         import pandas as pd
 
         g = pd.DataFrame(g, columns=list(gm.feature_names_in_))
-    ax.plot(grid, np.exp(gm.score_samples(g)), color="k", lw=2, label="mixture density")
+    ax.plot(grid, np.exp(gm.score_samples(g)), color="k", lw=2.5, label="mixture density")
     if components:
         var = _full_covariances(gm)[:, 0, 0]
         for k, (wk, m, v) in enumerate(zip(gm.weights_, gm.means_[:, 0], var)):
             pdf = wk * np.exp(-0.5 * (grid - m) ** 2 / v) / np.sqrt(2 * np.pi * v)
-            ax.plot(grid, pdf, ls="--", color=f"C{k % 10}", label=f"component {k} (w={wk:.2f})")
+            # thin and on top, so that they stay visible where they equal the mixture
+            ax.plot(grid, pdf, ls="--", lw=1.3, color=f"C{k % 10}", zorder=3,
+                    label=f"weighted component {k} (w={wk:.2f})")
     ax.set_xlabel(feature_name or _feature_names(gm, None)[0])
     ax.set_ylabel("density")
     ax.legend(fontsize="small")
@@ -120,7 +122,10 @@ def plot_em_trace(gm, *, ax=None):
     """EM's objective per iteration (mean log-likelihood, or log-posterior for MAP)."""
     ax = _axes(ax)
     trace = np.asarray(gm.lower_bounds_)
+    from matplotlib.ticker import MaxNLocator
+
     ax.plot(np.arange(1, len(trace) + 1), trace, marker="o", ms=3)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("EM iteration")
     what = "mean log-posterior" if gm.prior is not None else "mean log-likelihood"
     ax.set_ylabel(f"{what} per sample")
