@@ -46,7 +46,7 @@ def demo(args) -> int:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 gm.fit(df)
-            rows.append((gm.bic(X), ct, k, gm, len(caught) > 0))
+            rows.append((gm.bic(df), ct, k, gm, len(caught) > 0))
     ks = range(1, args.max_components + 1)
     print(f"{'covariance':>10} " + " ".join(f"{'K=' + str(k):>10}" for k in ks))
     for ct in COVARIANCE_TYPES:
@@ -58,8 +58,8 @@ def demo(args) -> int:
     print(f"\nChosen model: K={k}, covariance_type={ct!r}   ({time.perf_counter() - t0:.1f} s for "
           f"{len(rows)} fits)")
     print(f"  converged:       {gm.converged_} after {gm.n_iter_} EM iterations")
-    print(f"  log-likelihood:  {gm.score(X) * X.shape[0]:.3f}  (mean {gm.score(X):.5f} per eruption)")
-    print(f"  BIC:             {bic:.3f}    AIC: {gm.aic(X):.3f}")
+    print(f"  log-likelihood:  {gm.score(df) * X.shape[0]:.3f}  (mean {gm.score(df):.5f} per eruption)")
+    print(f"  BIC:             {bic:.3f}    AIC: {gm.aic(df):.3f}")
     print(f"  weights:         {_fmt(gm.weights_)}")
     print(f"  means ({', '.join(df.columns)}):\n{_fmt(gm.means_)}")
     print(f"  covariances:\n{_fmt(gm.covariances_)}")

@@ -255,3 +255,54 @@ def plot_ppc(posterior, **kwargs):
     from .inference import plot_ppc as _pp
 
     return _pp(posterior, **kwargs)
+
+
+def plot_em_vs_posterior(posterior, *, var_names=("weights", "means"), ax=None, ci_prob=None):
+    """EM estimate against the posterior, one row (with its own x scale) per scalar parameter.
+
+    Each row: posterior ``ci_prob`` interval (line) and mean (dot), the EM estimate (red
+    diamond) and, when the tree has a ``laplace`` group, the Laplace interval (grey, below).
+    Own x scales keep every interval readable when parameters differ in size (a common
+    axis shrinks the interval of a small mean next to a large one to a point).
+
+    posterior: DataTree from :meth:`bgmm.GaussianMixture.sample_posterior`; ax: None or a
+    sequence of one Axes per row. Returns the array of Axes.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from .inference import compare_em_mcmc
+
+    table = compare_em_mcmc(posterior, var_names=var_names, ci_prob=ci_prob)
+    ci = table.attrs["ci_prob"]
+    n = len(table)
+    if ax is None:
+        fig, axes = plt.subplots(n, 1, figsize=(7.5, 0.5 * n + 1.2), layout="constrained")
+        axes = np.atleast_1d(axes)
+    else:
+        axes = np.atleast_1d(np.asarray(ax, dtype=object)).ravel()
+        if len(axes) != n:
+            raise ValueError(f"ax must hold {n} Axes (one per parameter), got {len(axes)}")
+        fig = axes[0].figure
+    lap = "laplace_ci_lower" in table
+    for a, (name, row) in zip(axes, table.iterrows()):
+        a.plot([row.ci_lower, row.ci_upper], [0, 0], color="C0", lw=2, solid_capstyle="butt")
+        a.plot(row["mean"], 0, "o", color="C0", ms=5)
+        a.plot(row.em, 0, "D", color="C3", ms=6, zorder=4)
+        if lap:
+            a.plot([row.laplace_ci_lower, row.laplace_ci_upper], [-0.5, -0.5], color="0.55",
+                   lw=2, solid_capstyle="butt")
+        a.set_ylim(-1, 0.6)
+        a.set_yticks([])
+        a.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+        a.tick_params(axis="x", labelsize=8)
+        for side in ("top", "right", "left"):
+            a.spines[side].set_visible(False)
+    axes[-1].set_xlabel("parameter value (data units; each row has its own scale)")
+    handles = [Line2D([], [], color="C0", lw=2, marker="o", label=f"posterior mean, {ci:.0%} interval"),
+               Line2D([], [], marker="D", color="C3", ls="", label="EM estimate")]
+    if lap:
+        handles.append(Line2D([], [], color="0.55", lw=2, label=f"Laplace {ci:.0%} interval"))
+    if ax is None:
+        fig.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=9)
+    return axes

@@ -171,49 +171,53 @@ show(pc.viz["figure"].item(), "02_rank")""",
     """em_vs_mcmc = bgmm.compare_em_mcmc(post)
 em_vs_mcmc[["em", "mean", "sd", "ci_lower", "ci_upper", "r_hat", "ess_bulk",
             "em_in_ci"]].round(3)""",
-    """fig, axes = plotting.plot_forest(post, var_names=["weights", "means"])
-fig.suptitle("EM (MAP) estimate against posterior intervals", y=1.02)
-show(fig, "02_forest")""",
+    """axes = plotting.plot_em_vs_posterior(post, var_names=["weights", "means", "covariances"])
+show(axes[0].figure, "02_forest")""",
     "md:## Label switching\nThe likelihood does not change when the components are "
-    "renumbered, so the posterior has $K!$ symmetric modes. Chains started at random "
-    "points (here straight with NumPyro, on standardised data) settle in different "
-    "labellings: a pooled summary would average the two clusters into nonsense. "
+    "renumbered, so the posterior has $K!$ symmetric modes. Chains started at random points "
+    "settle in whichever labelling is nearest; to show this deterministically we run NUTS "
+    "directly with NumPyro (on standardised data) with two chains started at the EM "
+    "solution and two at the same solution with the labels swapped. A pooled summary of "
+    "these draws would average the two clusters into nonsense. "
     "`bgmm.mcmc.relabel_permutations` maps every draw onto a reference labelling (the EM "
     "fit) by an optimal assignment; `sample_posterior` does this automatically.",
     """from functools import partial
 
 import jax
-from numpyro.infer import MCMC, NUTS, init_to_uniform
+from numpyro.infer import MCMC, NUTS
 
 from bgmm._shell import Standardizer, precision_scope
-from bgmm.mcmc import permute_components, relabel_permutations
+from bgmm.mcmc import chain_inits, permute_components, relabel_permutations
+from bgmm.params import GMMParams
 from bgmm.priors import as_arrays
 
 std = Standardizer.fit(faithful.to_numpy(), None, "full")
 xs = std.transform(faithful.to_numpy())
-n_chains = 4
+em_std = gm._params_std  # the EM fit in the same standardised units
+swapped = GMMParams(em_std.weights[::-1], em_std.means[::-1], em_std.covariances[::-1], None)
 n_draws = 100 if FAST else 500
 with precision_scope("float64"):
-    prior = as_arrays(bgmm.default_prior(xs, 2, "full"), jax.numpy.float64)
-    mcmc = MCMC(NUTS(partial(bgmm.marginal_model, n_components=2, covariance_type="full"),
-                     init_strategy=init_to_uniform(radius=2.0)),
-                num_warmup=n_draws, num_samples=n_draws, num_chains=n_chains,
+    model = partial(bgmm.marginal_model, n_components=2, covariance_type="full")
+    kwargs = dict(x=jax.numpy.asarray(xs),
+                  prior=as_arrays(bgmm.default_prior(xs, 2, "full"), jax.numpy.float64))
+    starts = [chain_inits(model, kwargs, ref, 2, 0.1, jax.random.PRNGKey(i))
+              for i, ref in enumerate([em_std, swapped])]
+    init = jax.tree.map(lambda a, b: jax.numpy.concatenate([a, b]), *starts)
+    mcmc = MCMC(NUTS(model), num_warmup=n_draws, num_samples=n_draws, num_chains=4,
                 chain_method="vectorized", progress_bar=False)
-    mcmc.run(jax.random.PRNGKey(3), x=xs, prior=prior)
+    mcmc.run(jax.random.PRNGKey(3), init_params=init, **kwargs)
 raw = {k: np.asarray(v, np.float64) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-em_std = gm._params_std  # the EM fit in the same standardised units
 perm = relabel_permutations(raw, em_std, "full")
 fixed = {k: permute_components(v, perm, k, "full") for k, v in raw.items()}
 print("fraction of draws relabelled, per chain:", (perm[..., 0] != 0).mean(1).round(2))
 
-to_minutes = lambda m: m * std.scale[0] + std.center[0]  # noqa: E731
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True, layout="constrained")
 for a, draws, title in [(axes[0], raw, "before relabelling"),
                         (axes[1], fixed, "after relabelling to the EM labels")]:
-    for c in range(n_chains):
-        a.plot(to_minutes(draws["means"][c, :, 0, 0]), color=f"C{c}", lw=0.8,
-               label=f"chain {c}")
-    a.set_xlabel("draw")
+    for c in range(4):
+        minutes = draws["means"][c, :, 0, 0] * std.scale[0] + std.center[0]
+        a.plot(minutes, color=f"C{c}", lw=0.8, label=f"chain {c}")
+    a.set_xlabel("draw (after warm-up)")
     a.set_title(f"mean eruption duration of component 0, {title}", fontsize=10)
 axes[0].set_ylabel("minutes")
 axes[1].legend(loc="center right", fontsize="small")

@@ -107,3 +107,23 @@ def test_plot_criterion_marks_the_choice(fitted):
     full = next(ln for ln in ax.get_lines() if ln.get_label() == "full")
     np.testing.assert_allclose(full.get_ydata(), table.xs("full", level=1)["bic"].to_numpy())
     assert "BIC" in ax.get_ylabel()
+
+
+def test_em_vs_posterior_rows_show_quantiles_and_em():
+    rng = np.random.default_rng(1)
+    w = rng.dirichlet([30, 60], size=(2, 200))
+    m = rng.normal([[2.0, 55.0], [4.3, 80.0]], [0.05, 0.8], size=(2, 200, 2, 2))
+    crd = {"component": [0, 1], "feature": ["eruptions", "waiting"]}
+    post = xr.Dataset({"weights": (("chain", "draw", "component"), w),
+                       "means": (("chain", "draw", "component", "feature"), m)}, coords=crd)
+    em = xr.Dataset({"weights": (("component",), [0.35, 0.65]),
+                     "means": (("component", "feature"), [[2.0, 54.5], [4.29, 80.0]])},
+                    coords=crd)
+    tree = xr.DataTree.from_dict({"posterior": post, "em_estimate": em})
+    tree.attrs.update(covariance_type="full", ci_prob=0.9)
+    axes = plotting.plot_em_vs_posterior(tree, var_names=["weights", "means"])
+    assert len(axes) == 2 + 4
+    lo, hi = axes[4].get_lines()[0].get_xdata()  # means[1, eruptions]
+    np.testing.assert_allclose([lo, hi], np.quantile(m[:, :, 1, 0], [0.05, 0.95]))
+    assert axes[4].get_lines()[2].get_xdata()[0] == 4.29
+    assert "means[1, eruptions]" == axes[4].get_ylabel()
