@@ -243,7 +243,11 @@ show(fig, "02_membership")""",
     "md:## Posterior predictive check\nHistograms of the data against the mixture density "
     "of posterior draws (thin), the posterior predictive density (thick) and EM's density "
     "(dashed); right: the joint predictive density.",
-    """fig, axes = plotting.plot_ppc(post, num_draws=40)
+    """fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), layout="constrained")
+plotting.plot_ppc(post, num_draws=40, ax=axes)
+for a, lab in zip(axes, labels):
+    a.set_xlabel(lab)
+axes[2].set_ylabel(labels[1])
 show(fig, "02_ppc")""",
     "md:## Saving the posterior\nThe whole DataTree (posterior, diagnostics, EM "
     "estimate, responsibilities) goes to netCDF and comes back unchanged.",
@@ -344,13 +348,14 @@ axes[0].set_xlabel("number of non-empty components $K_+$")
 axes[0].set_ylabel("posterior probability")
 axes[0].set_xticks(kp.index)
 axes[0].set_title("Old Faithful: posterior of $K_+$", fontsize=10)
+# the weights of each draw sorted (largest first): invariant to label switching
 w = sparse.tree.posterior["weights"].values.reshape(-1, sparse.max_components)
-order = np.argsort(-w.mean(0))
-axes[1].boxplot(w[:, order], showfliers=False)
+w_sorted = -np.sort(-w, axis=1)
+axes[1].boxplot(w_sorted, showfliers=False)
 axes[1].set_xticks(np.arange(1, w.shape[1] + 1), [str(i) for i in range(1, w.shape[1] + 1)])
-axes[1].set_xlabel("component (sorted by posterior mean weight)")
-axes[1].set_ylabel("weight")
-axes[1].set_title("superfluous components get weight near 0", fontsize=10)
+axes[1].set_xlabel("rank of the weight within a posterior draw (1 = largest)")
+axes[1].set_ylabel("component weight")
+axes[1].set_title("sorted weights: superfluous components are near 0", fontsize=10)
 show(fig, "03_sparse")""",
     "md:## A second data set: Fisher's iris\n150 flowers, four measurements (cm). Three "
     "species, two of which overlap. Which model do the criteria pick?",
