@@ -161,10 +161,22 @@ summary = az.summary(post, var_names=["weights", "means"], kind="all")
 print(f"divergent transitions: {post.attrs['n_divergent']}; "
       f"max R-hat {summary['r_hat'].max():.3f}; min bulk ESS {summary['ess_bulk'].min():.0f}")
 summary.round(3)""",
-    """pc = bgmm.inference.plot_trace(post, var_names=["weights", "means"])
-show(pc.viz["figure"].item(), "02_trace")""",
-    """pc = bgmm.inference.plot_rank(post, var_names=["weights", "means"])
-show(pc.viz["figure"].item(), "02_rank")""",
+    """def arviz_figure(pc, name, title):
+    \"\"\"Legend of the chains, room between the rows of panels, a title.\"\"\"
+    pc.add_legend("chain")
+    fig = pc.viz["figure"].item()
+    fig.set_size_inches(13, 6)
+    fig.subplots_adjust(hspace=0.6)
+    fig.suptitle(title)
+    show(fig, name)
+
+
+arviz_figure(bgmm.inference.plot_trace(post, var_names=["weights", "means"]), "02_trace",
+             "Trace of every chain (weights; means in minutes)")""",
+    "md:Rank plots: the fractional-rank ECDF of each chain minus the uniform one, with a "
+    "simultaneous envelope. Chains that sample the same distribution stay inside it.",
+    """arviz_figure(bgmm.inference.plot_rank(post, var_names=["weights", "means"]), "02_rank",
+             "Rank ECDF differences per chain")""",
     "md:## EM versus the posterior\nThe MAP estimate from EM (under the same prior) beside "
     "the posterior mean, sd and 94% interval. For this well-separated mixture EM sits "
     "in the middle of the posterior; the Laplace approximation at the mode is close too.",
