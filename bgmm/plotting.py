@@ -114,7 +114,9 @@ def plot_density_1d(gm, x, *, ax=None, bins=40, feature_name=None, components=Tr
                     label=f"weighted component {k} (w={wk:.2f})")
     ax.set_xlabel(feature_name or _feature_names(gm, None)[0])
     ax.set_ylabel("density")
-    ax.legend(fontsize="small")
+    # headroom above the tallest bar keeps the legend off the data
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.35)
+    ax.legend(fontsize="small", loc="upper center", ncol=2, framealpha=0.9)
     return ax
 
 
