@@ -25,7 +25,10 @@ prior_hyperparameters       weight_concentration, mean, mean_precision, dof, sca
 from __future__ import annotations
 
 import datetime
+from functools import partial
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -154,9 +157,6 @@ def posterior_responsibilities(tree: xr.DataTree, X=None, *, ci_prob: float = 0.
     ci_prob : probability of the interval, in (0, 1).
     max_draws : use at most this many draws (evenly thinned), to bound time and memory.
     """
-    import jax
-    import jax.numpy as jnp
-
     from ._shell import precision_scope
     from .params import GMMParams
 
@@ -211,18 +211,15 @@ def posterior_responsibilities(tree: xr.DataTree, X=None, *, ci_prob: float = 0.
 
 
 def _resp(xs, params, ct):
-    import jax
-
     from .params import weighted_log_prob
 
     wlp = weighted_log_prob(xs, params, ct)
     return jax.nn.softmax(wlp, axis=-1)
 
 
+@partial(jax.jit, static_argnames=("ct",))
 def _resp_summary(xs, params, ct, q):
-    import jax
-    import jax.numpy as jnp
-
+    """Mean, sd and the q-quantiles over draws of the responsibilities, each (n, K)."""
     r = jax.vmap(lambda p: _resp(xs, p, ct))(params)  # (S, n, K)
     return r.mean(0), r.std(0), jnp.quantile(r, q[0], axis=0), jnp.quantile(r, q[1], axis=0)
 
@@ -318,7 +315,7 @@ def plot_trace(tree: xr.DataTree, *, var_names=("weights", "means"), **kwargs):
     import arviz as az
 
     kwargs.setdefault("backend", "matplotlib")
-    return az.plot_trace(tree, var_names=list(var_names), **kwargs)
+    return _roomy(az.plot_trace(tree, var_names=list(var_names), **kwargs))
 
 
 def plot_rank(tree: xr.DataTree, *, var_names=("weights", "means"), **kwargs):
@@ -329,7 +326,21 @@ def plot_rank(tree: xr.DataTree, *, var_names=("weights", "means"), **kwargs):
     import arviz as az
 
     kwargs.setdefault("backend", "matplotlib")
-    return az.plot_rank(tree, var_names=list(var_names), **kwargs)
+    return _roomy(az.plot_rank(tree, var_names=list(var_names), **kwargs))
+
+
+def _roomy(pc):
+    """Give arviz-plots' grid room for its two-line titles (they overlap the x labels)."""
+    try:
+        fig = pc.viz["figure"].item()
+        axes = [a for a in fig.axes if a.get_visible()]
+        rows = len({round(a.get_position().y0, 3) for a in axes})
+        cols = len({round(a.get_position().x0, 3) for a in axes})
+        fig.set_size_inches(max(6.0, 3.0 * cols), 2.6 * rows)
+        fig.tight_layout()
+    except Exception:  # a non-matplotlib backend: leave its layout alone
+        pass
+    return pc
 
 
 def _panels(tree, var_names):
@@ -363,7 +374,6 @@ def plot_forest(tree: xr.DataTree, *, var_names=("weights", "means"), ci_prob=No
     below) when the tree has one. ``ax``: None (a new figure) or a sequence of as many
     Axes as panels (one Axes if there is one panel). Returns ``(fig, axes)``.
     """
-    import matplotlib.pyplot as plt
 
     if ci_prob is None:
         ci_prob = float(tree.attrs.get("ci_prob", 0.94))
@@ -371,13 +381,14 @@ def plot_forest(tree: xr.DataTree, *, var_names=("weights", "means"), ci_prob=No
     em = tree["em_estimate"].to_dataset()
     lap = tree["laplace"].to_dataset() if laplace and "laplace" in tree.children else None
     panels = _panels(tree, [var_names] if isinstance(var_names, str) else var_names)
-    axes = _get_axes(ax, len(panels), sharey=False, width=3.4, height=0.45)
+    n_rows = max(len(items) for items in panels.values())
+    axes = _get_axes(ax, len(panels), sharey=False, width=3.4, height=max(2.5, 0.45 * n_rows + 1.2))
     q = [(1 - ci_prob) / 2, 0.25, 0.5, 0.75, (1 + ci_prob) / 2]
     for a, (key, items) in zip(axes, panels.items()):
         name = key[0]
         ys = np.arange(len(items))[::-1].astype(float)
         labels = []
-        for y, (label, sel) in zip(ys, items):
+        for y, (_, sel) in zip(ys, items):
             v = post[name].isel(sel).values.reshape(-1)
             lo, q1, med, q3, hi = np.quantile(v, q)
             a.plot([lo, hi], [y, y], color="C0", lw=1.2, solid_capstyle="butt")
@@ -445,7 +456,7 @@ def plot_ppc(tree: xr.DataTree, *, num_draws: int = 50, ax=None, bins: int = 30,
     em = tree["em_estimate"].to_dataset()
     em_full = _to_full_np(em["covariances"].values[None], ct, k, d)[0]
     n_panels = d + (1 if d == 2 else 0)
-    axes = _get_axes(ax, n_panels, sharey=False, width=4.0, height=3.2, vertical=False)
+    axes = _get_axes(ax, n_panels, sharey=False, width=4.0, height=3.4, vertical=False)
     for j in range(d):
         a = axes[j]
         lo, hi = x[:, j].min(), x[:, j].max()
@@ -520,8 +531,8 @@ def _get_axes(ax, n, *, sharey, width, height, vertical=False):
         if vertical:
             fig, axes = plt.subplots(n, 1, figsize=(width, height * n), squeeze=False)
         else:
-            fig, axes = plt.subplots(1, n, figsize=(width * n, max(2.5, height * 8)),
-                                     squeeze=False, sharey=sharey)
+            fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False,
+                                     sharey=sharey)
         return list(axes.ravel())
     axes = list(np.atleast_1d(ax).ravel())
     if len(axes) != n:

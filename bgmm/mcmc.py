@@ -34,7 +34,7 @@ from . import covariance as cov
 from ._shell import Standardizer, precision_scope
 from .covariance import check_type
 from .model import marginal_model
-from .params import GMMParams, log_prob, make_params
+from .params import GMMParams, log_prob
 from .priors import GMMPrior, as_arrays, resolve_prior, standardize_prior
 
 CHAIN_METHODS = ("vectorized", "parallel", "sequential")
@@ -95,7 +95,7 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
              target_accept_prob: float = 0.8, max_tree_depth: int = 10,
              dtype: str = "float64", log_likelihood: bool = True,
              posterior_predictive: bool = True, responsibilities: bool = True,
-             laplace: bool = True, ci_prob: float = 0.94, feature_names=None,
+             laplace: bool = False, ci_prob: float = 0.94, feature_names=None,
              mode_threshold: float = 1.0, _prior_source: str | None = None,
              _em_info: dict | None = None):
     """Sample the posterior of the mixture with NUTS, chains started at the EM solution.
@@ -121,7 +121,8 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
     progress_bar : NumPyro's progress bar; None shows it only for long runs.
     target_accept_prob, max_tree_depth : NUTS settings.
     dtype : "float64" (default) or "float32", used only inside this call.
-    log_likelihood, posterior_predictive, responsibilities, laplace : which groups to add.
+    log_likelihood, posterior_predictive, responsibilities, laplace : which groups to add
+        (``laplace`` is off by default: compiling the Hessian costs tens of seconds on a CPU).
     ci_prob : probability of the credible intervals stored for the responsibilities.
     feature_names : optional names of the features (coordinates of ``feature``).
     mode_threshold : a chain whose mean of some weight or mean differs from the median of the
@@ -132,7 +133,7 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
     xarray.DataTree with groups ``posterior`` (weights (chain, draw, component), means
     (..., component, feature), covariances in scikit-learn's shape with ``feature2``),
     ``sample_stats``, ``log_likelihood`` (``x``: (chain, draw, observation), data units),
-    ``posterior_predictive``, ``observed_data``, ``em_estimate``, ``laplace``,
+    ``posterior_predictive``, ``observed_data``, ``em_estimate``, ``laplace`` (if asked),
     ``responsibilities`` (per observation and component: mean, sd, lower, upper, em) and
     ``prior_hyperparameters``; diagnostics (divergences, permuted draws, off-mode and stuck
     chains, timings) are in ``attrs``.
@@ -208,25 +209,33 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
                                        target_accept_prob, max_tree_depth,
                                        jax.random.fold_in(key, 0))
         draws_s = {s: np.asarray(v, np.float64) for s, v in draws_s.items()}
+        tick = time.perf_counter()
         perm = relabel_permutations(draws_s, ref_s, ct)
+        timing["relabel_time_s"] = time.perf_counter() - tick
         draws_s = {s: permute_components(v, perm, s, ct) for s, v in draws_s.items()}
         loglik = ppc = lap = None
         params_s = _flat_params(draws_s, ct, dt)
+        tick = time.perf_counter()
         if log_likelihood:
             loglik = np.asarray(_pointwise_loglik(xs, params_s, ct)) - std.log_det
             loglik = loglik.reshape(num_chains, num_samples, n)
+        timing["log_likelihood_time_s"] = time.perf_counter() - tick
+        tick = time.perf_counter()
         if posterior_predictive:
             pp = np.asarray(_predictive(jax.random.fold_in(key, 2), params_s, n, ct), np.float64)
             ppc = (pp * std.scale + std.center).reshape(num_chains, num_samples, n, d)
+        timing["predictive_time_s"] = time.perf_counter() - tick
+        tick = time.perf_counter()
         if laplace:
             lap = _laplace(model, model_kwargs, ref_s, num_chains * num_samples,
                            jax.random.fold_in(key, 3), ct)
+        timing["laplace_time_s"] = time.perf_counter() - tick
     draws = _destandardize_draws(draws_s, std, ct)
     if lap is not None:
         lap["draws"] = _destandardize_draws(lap["draws"], std, ct)
         lap["mode"] = _destandardize_draws(lap["mode"], std, ct)
 
-    diag = _diagnostics(draws_s, perm, stats, mode_threshold, ct)
+    diag = _diagnostics(draws_s, perm, stats, mode_threshold, ct, ref_s)
     attrs = {
         "sampler": "numpyro.infer.NUTS on bgmm.model.marginal_model",
         "n_components": k, "covariance_type": ct, "num_chains": num_chains,
@@ -242,10 +251,12 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
     }
     from .inference import build_datatree
 
+    tick = time.perf_counter()
     tree = build_datatree(
         x=x, draws=draws, stats=stats, loglik=loglik, ppc=ppc, em=ref, prior=prior,
         laplace=lap, covariance_type=ct, feature_names=feature_names, attrs=attrs,
         sample_weight=w, responsibilities=responsibilities, ci_prob=ci_prob, dtype=dtype)
+    tree.attrs["datatree_time_s"] = time.perf_counter() - tick
     _warn(diag)
     return tree
 
@@ -465,7 +476,7 @@ def permute_components(values, perm, site: str, covariance_type: str):
 # diagnostics
 
 
-def _diagnostics(draws_s, perm, stats, mode_threshold, ct):
+def _diagnostics(draws_s, perm, stats, mode_threshold, ct, ref_s=None):
     c, s, k = perm.shape
     permuted = np.any(perm != np.arange(k), axis=-1)
     frac = permuted.mean(axis=1)
@@ -492,6 +503,15 @@ def _diagnostics(draws_s, perm, stats, mode_threshold, ct):
         "stuck_chains": stuck,
         "mean_acceptance_per_chain": [float(v) for v in acc],
     }
+    # all chains may leave the EM mode together (e.g. an over-fitted component that the
+    # posterior spreads out): flag weights / means whose posterior mean is > 3 sd from EM
+    far = []
+    if ref_s is not None:
+        for site in ("weights", "means"):
+            v = draws_s[site].reshape((c * s,) + draws_s[site].shape[2:])
+            z = np.abs(v.mean(0) - np.asarray(getattr(ref_s, site))) / (v.std(0) + 1e-12)
+            far += [f"{site}[{', '.join(map(str, idx))}]" for idx in zip(*np.nonzero(z > 3.0))]
+    attrs["far_from_em"] = far
     return {"attrs": attrs}
 
 
@@ -511,6 +531,12 @@ def _warn(diag):
             f"chains {a['off_mode_chains']} sit in a different posterior mode from the others "
             f"(max deviation of a chain mean {a['off_mode_max_deviation_sd']} pooled sd); "
             "pooled summaries mix modes. Inspect them separately (posterior.sel(chain=...)).",
+            LabelSwitchingWarning, stacklevel=3)
+    if a["far_from_em"]:
+        warnings.warn(
+            f"the posterior is not centred at the EM solution for {a['far_from_em']} (posterior "
+            "mean more than 3 sd from EM): the EM mode is not representative (too many "
+            "components, or a weakly identified one?). Compare them with compare_em_mcmc.",
             LabelSwitchingWarning, stacklevel=3)
     if a["switched_chains"]:
         warnings.warn(
@@ -542,25 +568,30 @@ def _laplace(model, model_kwargs, ref_s: GMMParams, num_draws: int, key, ct,
     def pe(f):
         return potential_energy(model, (), model_kwargs, unravel(f))
 
-    grad = jax.jit(jax.grad(pe))
-    hess = jax.jit(jax.hessian(pe))
+    ts = 0.5 ** jnp.arange(14, dtype=flat0.dtype)
+
+    @jax.jit
+    def newton(f):
+        # one damped Newton step, compiled once: the first of t = 1, 1/2, ... that does not
+        # increase the energy (t = 0 if none does)
+        g, h = jax.grad(pe)(f), jax.hessian(pe)(f)
+        step = jnp.linalg.solve(h, g)
+        e = jax.vmap(lambda t: pe(f - t * step))(ts)
+        ok_t = (e <= pe(f) + 1e-12) & jnp.isfinite(e)
+        t = jnp.where(ok_t.any(), ts[jnp.argmax(ok_t)], 0.0)
+        return f - t * step, jnp.max(jnp.abs(t * step)), jnp.all(jnp.isfinite(step)), h
+
     f = flat0
     ok = True
     for _ in range(newton_steps):
-        g, h = grad(f), hess(f)
-        step = jnp.linalg.solve(h, g)
-        if not bool(jnp.all(jnp.isfinite(step))):
+        f_new, size, finite, _ = newton(f)
+        if not bool(finite):
             ok = False
             break
-        # damped when the quadratic model overshoots
-        e0 = pe(f)
-        t = 1.0
-        while t > 1e-4 and not bool(pe(f - t * step) <= e0 + 1e-12):
-            t *= 0.5
-        f = f - t * step
-        if float(jnp.max(jnp.abs(t * step))) < 1e-10:
+        f = f_new
+        if float(size) < 1e-10:
             break
-    h = hess(f)
+    h = newton(f)[3]
     h = 0.5 * (h + h.T)
     eig = np.linalg.eigvalsh(np.asarray(h, np.float64))
     posdef = bool(eig.min() > 0) and ok
