@@ -190,6 +190,7 @@ def test_models_larger_than_the_data_are_reported_not_fitted():
     ({"n_init": 0}, "n_init"),
     ({"prior": "flat"}, "prior"),
     ({"n_jobs": 0}, "n_jobs"),
+    ({"prior": bgmm.GMMPrior(weight_concentration=0.1)}, "weight_concentration >= 1"),
 ])
 def test_bad_arguments_raise(faithful, kwargs, match):
     with pytest.raises(ValueError, match=match):
