@@ -362,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # GaussianMixture.bic / aic convert DataFrames to arrays before scoring, which makes
+    # scikit-learn warn about feature names on every call; the data here is the fitted one
+    warnings.filterwarnings("ignore", message="X does not have valid feature names")
     parser = build_parser()
     args = parser.parse_args(argv)
     for name in ("n_components", "max_components", "min_components", "n_init", "max_iter",
