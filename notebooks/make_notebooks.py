@@ -166,7 +166,7 @@ summary.round(3)""",
     pc.add_legend("chain")
     fig = pc.viz["figure"].item()
     fig.set_size_inches(13, 6)
-    fig.subplots_adjust(hspace=0.6)
+    fig.subplots_adjust(hspace=0.6, top=0.84)
     fig.suptitle(title)
     show(fig, name)
 
