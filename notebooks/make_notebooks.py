@@ -10,7 +10,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
 
-SETUP = """import os
+SETUP = """%matplotlib inline
+import os
 import warnings  # noqa: F401
 
 import matplotlib.pyplot as plt

@@ -30,7 +30,8 @@ def kernel_env(tmp_path_factory):
                                           "MPLBACKEND")}
     os.environ["JUPYTER_PATH"] = str(spec_dir.parent.parent)
     os.environ["BGMM_FAST"] = "1"
-    os.environ["MPLBACKEND"] = "Agg"
+    # the inline backend puts the figures into the outputs (conftest sets Agg for the tests)
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT)] + ([old["PYTHONPATH"]] if old["PYTHONPATH"] else []))
     yield "bgmm-test"
