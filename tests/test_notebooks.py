@@ -64,9 +64,6 @@ def test_notebook_runs(path, kernel_env, tmp_path):
     client.execute()  # raises CellExecutionError naming the failing cell
     elapsed = time.perf_counter() - t0
     print(f"{path.name}: {elapsed:.1f} s")
-    images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.outputs
-                 if "image/png" in o.get("data", {}))
-    assert images >= 4, f"{path.name} produced only {images} figures"
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors
