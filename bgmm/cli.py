@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ def demo(args) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import COVARIANCE_TYPES, GaussianMixture, load_faithful
+    from . import load_faithful, select
     from .plotting import plot_em_trace, plot_mixture
 
     df = load_faithful(as_frame=True)
@@ -38,25 +37,21 @@ def demo(args) -> int:
     print(f"Choosing K in 1..{args.max_components} and the covariance type by BIC "
           f"(n_init={args.n_init}, prior={args.prior or 'none (MLE)'})\n")
     t0 = time.perf_counter()
-    rows = []
-    for ct in COVARIANCE_TYPES:
-        for k in range(1, args.max_components + 1):
-            gm = GaussianMixture(k, covariance_type=ct, n_init=args.n_init, prior=args.prior,
-                                 random_state=args.seed)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                gm.fit(df)
-            rows.append((gm.bic(df), ct, k, gm, len(caught) > 0))
-    ks = range(1, args.max_components + 1)
-    print(f"{'covariance':>10} " + " ".join(f"{'K=' + str(k):>10}" for k in ks))
-    for ct in COVARIANCE_TYPES:
-        cells = [f"{r[0]:10.1f}" + ("*" if r[4] else " ") for r in rows if r[1] == ct]
+    res = select(df, n_components=range(1, args.max_components + 1), n_init=args.n_init,
+                 prior=args.prior, random_state=args.seed)
+    table = res.to_frame()
+    bics = res.pivot("bic")
+    flags = (~table["valid"].astype(bool)).unstack("covariance_type")[bics.columns]
+    print(f"{'covariance':>10} " + "".join(f"{'K=' + str(k):>11}" for k in bics.index))
+    for ct in bics.columns:
+        cells = [f"{bics.loc[k, ct]:10.1f}" + ("*" if flags.loc[k, ct] else " ") for k in bics.index]
         print(f"{ct:>10} " + "".join(cells))
-    print("BIC (lower is better; * = a warning was raised during that fit)")
-    best = min((r for r in rows if not r[4]), key=lambda r: r[0], default=min(rows, key=lambda r: r[0]))
-    bic, ct, k, gm, _ = best
+    print("BIC (lower is better; * = flagged: not converged, emptied or collapsed component)")
+    gm = res.best_
+    k, ct = res.best_key_
+    bic = float(bics.loc[k, ct])
     print(f"\nChosen model: K={k}, covariance_type={ct!r}   ({time.perf_counter() - t0:.1f} s for "
-          f"{len(rows)} fits)")
+          f"{len(table)} fits, {args.n_init} restarts each)")
     print(f"  converged:       {gm.converged_} after {gm.n_iter_} EM iterations")
     print(f"  log-likelihood:  {gm.score(df) * X.shape[0]:.3f}  (mean {gm.score(df):.5f} per eruption)")
     print(f"  BIC:             {bic:.3f}    AIC: {gm.aic(df):.3f}")
@@ -361,12 +356,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _compilation_cache():
+    """Persist compiled XLA programs between runs (application level; bgmm never sets it)."""
+    import os
+
+    import jax
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
+        return
+    path = os.environ.get("BGMM_CACHE_DIR",
+                          os.path.join(os.path.expanduser("~"), ".cache", "bgmm", "jax"))
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def main(argv=None) -> int:
-    # GaussianMixture.bic / aic convert DataFrames to arrays before scoring, which makes
-    # scikit-learn warn about feature names on every call; the data here is the fitted one
-    warnings.filterwarnings("ignore", message="X does not have valid feature names")
     parser = build_parser()
     args = parser.parse_args(argv)
+    _compilation_cache()
     for name in ("n_components", "max_components", "min_components", "n_init", "max_iter",
                  "num_chains", "num_warmup", "num_samples"):
         v = getattr(args, name, None)

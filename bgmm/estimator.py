@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, _num_samples, check_is_fitted, validate_data
 
 from . import covariance as cov
 from . import em
@@ -457,13 +457,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def bic(self, X):
         """Bayesian information criterion ``-2 log L + p log N`` (lower is better)."""
-        X = np.asarray(X)
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+        n = _num_samples(X)
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
 
     def aic(self, X):
         """Akaike information criterion ``-2 log L + 2 p`` (lower is better)."""
-        X = np.asarray(X)
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        return -2 * self.score(X) * _num_samples(X) + 2 * self._n_parameters()
 
     def sample(self, n_samples=1):
         """Draw ``n_samples`` from the fitted mixture; returns ``(X, y)`` like scikit-learn."""

@@ -129,8 +129,9 @@ def _global_fallback(data: Data, cfg: EMConfig) -> GMMParams:
 
 
 def initial_params(key, data: Data, prior, reg, cfg: EMConfig, method: str,
-                   user: UserInit = UserInit()) -> GMMParams:
+                   user: UserInit | None = None) -> GMMParams:
     """Initial parameters: M-step on the initial responsibilities, then user overrides."""
+    user = UserInit() if user is None else user
     fallback = _global_fallback(data, cfg)
     if user.weights is not None and user.means is not None and user.precisions_cholesky is not None:
         params = fallback  # fully user-given: no data-driven start needed

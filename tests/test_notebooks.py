@@ -53,7 +53,11 @@ def test_three_notebooks_exist_without_outputs():
                     f"{path.name}: commit notebooks with outputs stripped"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+# the quickstart runs in the default suite; the NUTS and model-comparison notebooks take
+# minutes even in fast mode, so they run with the slow checks (`make test-slow`)
+@pytest.mark.parametrize("path", [p if p.stem.startswith("01") else
+                                  pytest.param(p, marks=pytest.mark.slow) for p in NOTEBOOKS],
+                         ids=lambda p: p.stem)
 def test_notebook_runs(path, kernel_env, tmp_path):
     from nbclient import NotebookClient
 
