@@ -212,7 +212,8 @@ def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, c
         regk = jnp.maximum(regd[None, :], floor[:, None])
         covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2)) + regk[:, :, None] * jnp.eye(d, dtype=dtype)
     elif ct == "tied":
-        regt = jnp.maximum(regd, 16 * eps * (1.0 + jnp.max(jnp.sum(jnp.diagonal(s2, axis1=-2, axis2=-1), 0)) / total))
+        second = jnp.sum(jnp.diagonal(s2, axis1=-2, axis2=-1), 0)
+        regt = jnp.maximum(regd, 16 * eps * (1.0 + jnp.max(second) / total))
         covs = 0.5 * (covs + covs.T) + jnp.diag(regt)
     elif ct == "diag":
         covs = covs + jnp.maximum(regd[None, :], floor[:, None])
