@@ -412,3 +412,20 @@ def test_chains_that_leave_the_em_mode_are_reported():
     assert a["n_divergent"] == 3 and a["n_divergent_per_chain"] == [0, 3, 0, 0]
     with pytest.warns(LabelSwitchingWarning), pytest.warns(bgmm.mcmc.DivergenceWarning):
         _warn(diag)
+
+
+def test_stuck_chain_is_reported():
+    from bgmm.mcmc import DivergenceWarning, _diagnostics, _warn
+
+    rng = np.random.default_rng(1)
+    c, s = 4, 200
+    draws = {"weights": rng.dirichlet([5, 5], size=(c, s)), "means": rng.normal(size=(c, s, 2, 1))}
+    draws["weights"][3] = draws["weights"][3, :1]  # chain 3 never moves
+    draws["means"][3] = draws["means"][3, :1]
+    st = {"diverging": np.zeros((c, s), bool), "acceptance_rate": np.full((c, s), 0.9)}
+    st["acceptance_rate"][3] = 0.0
+    ref = GMMParams(np.array([0.5, 0.5]), np.array([[0.0], [0.0]]), None, None)
+    diag = _diagnostics(draws, np.broadcast_to(np.arange(2), (c, s, 2)), st, 1.0, "diag", ref)
+    assert diag["attrs"]["stuck_chains"] == [3]
+    with pytest.warns(DivergenceWarning, match="stuck"):
+        _warn(diag)
