@@ -318,7 +318,7 @@ def _posterior_arrays(posterior, covariance_type: str):
     if children is not None and "posterior" in children:
         group = group["posterior"]  # a DataTree with a posterior group
     elif not isinstance(group, Mapping) and hasattr(group, "posterior"):
-        group = group.posterior  # InferenceData-like
+        group = group.posterior  # an object with a .posterior attribute
     trailing = {"weights": 1, "means": 2,
                 "covariances": {"full": 3, "tied": 2, "diag": 2, "spherical": 1}[covariance_type]}
     out = []
