@@ -14,18 +14,11 @@ def _axes(ax):
 
 
 def _full_covariances(gm):
-    from . import covariance as cov
+    """The fitted covariances as a (K, D, D) stack, whatever the covariance type."""
+    from .estimator import _np_to_full
 
     k, d = gm.means_.shape
-    c = np.asarray(gm.covariances_, np.float64)
-    if gm.covariance_type == "full":
-        return c
-    if gm.covariance_type == "tied":
-        return np.broadcast_to(c, (k, d, d))
-    if gm.covariance_type == "diag":
-        return np.stack([np.diag(v) for v in c])
-    del cov
-    return np.stack([v * np.eye(d) for v in c])
+    return _np_to_full(np.asarray(gm.covariances_, np.float64), gm.covariance_type, k, d)
 
 
 def _feature_names(gm, names):
