@@ -135,7 +135,7 @@ def fit_sharded(X, n_components: int = 1, *, mesh: Mesh | None = None, devices=N
         with precision_scope("float64"):
             w64 = jax.device_put(jnp.ones(n), NamedSharding(mesh, P(axis_name)))
             std = _standardizer_from_moments(*_moments(X.astype(jnp.float64), w64), ct)
-        weight_total = float(n)
+        weight_total, unit_weight = float(n), 1.0
         prior = None
     else:
         X = gm._validate_X(np.asarray(X), reset=True)
@@ -150,7 +150,7 @@ def fit_sharded(X, n_components: int = 1, *, mesh: Mesh | None = None, devices=N
                              "with a positive sum")
         prior = gm._resolve_prior(X, None if sample_weight is None else w)
         std = Standardizer.fit(X, w, ct)
-        weight_total = float(w.sum())
+        weight_total, unit_weight = float(w.sum()), float(w[w > 0].mean())
 
     user = gm._user_init(d, std)
     cfg = em.EMConfig(n_components, ct, int(gm.max_iter), prior is not None, False)
@@ -171,7 +171,7 @@ def fit_sharded(X, n_components: int = 1, *, mesh: Mesh | None = None, devices=N
                             prior_s, jnp.asarray(gm.tol, dt), jnp.asarray(reg, dt), user_j,
                             cfg=cfg, method=gm.init_params)
         res = jax.tree.map(np.asarray, res)
-    gm._store(res, std, prior, np.full(1, weight_total))
+    gm._store(res, std, prior, weight_total, unit_weight)
     return gm
 
 

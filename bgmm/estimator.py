@@ -314,10 +314,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             res = jax.tree.map(np.asarray, res)
         # the Jacobian of the standardisation: per row, over its observed features only
         log_det = float(np.sum(weight * _row_log_det(X, std)) / weight.sum())
-        self._store(res, std, prior, weight, log_det)
+        self._store(res, std, prior, float(weight.sum()), float(weight[weight > 0].mean()),
+                    log_det)
         return self
 
-    def _store(self, res: em.EMResult, std: Standardizer, prior, weight, log_det=None):
+    def _store(self, res: em.EMResult, std: Standardizer, prior, total_weight: float,
+               unit_weight: float = 1.0, log_det=None):
+        """Keep the best restart of ``res``; ``total_weight`` is the sum of the sample weights
+        (N when unweighted), ``unit_weight`` one sample's weight (the mean positive weight:
+        weights may be normalised), ``log_det`` the mean log-Jacobian of the standardisation
+        (default: the complete-data one)."""
         obj = np.where(np.isnan(res.objective), -np.inf, res.objective)
         best = int(np.argmax(obj))
         r = jax.tree.map(lambda a: a[best], res)
@@ -325,7 +331,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         # mean log-Jacobian of the standardisation (per row: its observed features)
         offset = -(std.log_det if log_det is None else log_det)
         if prior is not None:
-            offset += log_prior_jacobian(ct, self.n_components, np.log(std.scale)) / weight.sum()
+            offset += log_prior_jacobian(ct, self.n_components, np.log(std.scale)) / total_weight
         self._std = std
         self._prior = prior
         self._params_std = GMMParams(*(np.asarray(a, np.float64) for a in r.params))
@@ -358,8 +364,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             return  # the prior keeps every component proper
         # 1e-3 slack: a component owning exactly one sample must not be reported
         # "one sample's weight" is the mean positive weight (weights may be normalised)
-        n_eff = (np.asarray(self._params_std.weights) * weight.sum()
-                 / weight[weight > 0].mean())
+        n_eff = np.asarray(self._params_std.weights) * total_weight / unit_weight
         empty = n_eff < 1.0 - 1e-3
         if empty.any():
             warnings.warn(

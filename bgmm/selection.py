@@ -505,7 +505,9 @@ class SelectionResult:
         with warnings.catch_warnings():
             # already reported in the table (converged / empty / failed columns)
             warnings.simplefilter("ignore")
-            est._store(f.res, self._prep.std[key[1]], f.prior, self._prep.weight)
+            w = self._prep.weight
+            est._store(f.res, self._prep.std[key[1]], f.prior, float(w.sum()),
+                       float(w[w > 0].mean()))
         self._models[key] = est
         return est
 

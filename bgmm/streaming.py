@@ -286,7 +286,8 @@ def fit_streaming(source, n_components: int = 1, *, covariance_type: str = "full
             trace.append(obj)
             n_iter += 1
             if verbose:
-                print(f"iteration {n_iter}: objective {obj:.10g} "
+                # in the data's units (the loop works in standardised units)
+                print(f"iteration {n_iter}: mean log-likelihood {obj - std.log_det:.10g} "
                       f"({time.perf_counter() - t0:.2f} s)")
             if not ok:
                 failed = True
@@ -306,7 +307,7 @@ def fit_streaming(source, n_components: int = 1, *, covariance_type: str = "full
         objective=np.array([final if np.isfinite(final) else -np.inf]),
         n_iter=np.array([n_iter]), converged=np.array([converged]),
         failed=np.array([failed]), last_change=np.array([change]), trace=trace_arr[None])
-    gm._store(res, std, None, np.full(1, float(n)))
+    gm._store(res, std, None, float(n), 1.0)
     gm.n_samples_seen_ = n
     return gm
 

@@ -46,6 +46,17 @@ def test_matches_sklearn_and_in_memory_fit(X, ct):
     assert st.n_iter_ == 12 and st.n_samples_seen_ == len(X)
 
 
+def test_no_false_emptied_warning(X):
+    """Regression: the streaming fit passed one total weight where the estimator expected
+    per-row weights, so every component was reported "emptied" (effective count = its
+    weight). Three well-filled clusters must not warn."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bgmm.DegenerateFitWarning)
+        st = fit_streaming(X, 3, chunk_size=700, max_iter=200, tol=1e-6, random_state=0)
+    assert st.converged_
+    np.testing.assert_allclose(np.sort(st.weights_), [1 / 6, 1 / 3, 1 / 2], atol=0.01)
+
+
 def test_sources_agree_and_one_compile(X, tmp_path):
     x32 = X.astype(np.float32)
     np.save(tmp_path / "a.npy", x32[:1234])
