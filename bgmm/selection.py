@@ -4,9 +4,9 @@ Three routes, one module:
 
 - :func:`select` fits a grid of (K, covariance type) by EM and tabulates BIC, AIC and ICL.
   The data is validated, standardised and padded once per covariance type. Each model
-  is one call of the estimator's compiled, restart-vmapped EM program
-  (``bgmm.estimator._fit_restarts``: initialisation + EM for all ``n_init`` restarts),
-  followed by one compiled E-step at the best restart. On data of moderate size every
+  is one call of one compiled program: the estimator's restart-vmapped EM
+  (``bgmm.estimator._restarts``: initialisation + EM for all ``n_init`` restarts), then
+  one E-step at the best restart for the scores. On data of moderate size every
   K of a covariance type runs in **one** program: the model is padded to the largest K
   with components of weight exactly 0 (``pad_components``; see :func:`bgmm.em.m_step`),
   which the E-step never assigns, the M-step never revives and the log prior leaves
@@ -74,7 +74,7 @@ from ._shell import (
     restart_keys,
     seed_from,
 )
-from .estimator import GaussianMixture, _fit_restarts
+from .estimator import GaussianMixture, _restarts, size_jit
 from .init import UserInit
 from .params import GMMParams
 from .priors import GMMPrior, as_arrays, log_prior_jacobian, resolve_prior, standardize_prior
@@ -95,8 +95,7 @@ class ParetoKWarning(UserWarning):
 
 
 # ------------------------------------------------------------------ compiled pieces
-@partial(jax.jit, static_argnames=("covariance_type",))
-def _score_best(res: em.EMResult, data: em.Data, *, covariance_type: str):
+def _score(res: em.EMResult, data: em.Data, covariance_type: str):
     """Best restart of ``res`` and its scores from one E-step, all in standardised units.
 
     Returns ``(best index, log-likelihood sum, classification entropy, smallest variance
@@ -123,6 +122,19 @@ def _score_best(res: em.EMResult, data: em.Data, *, covariance_type: str):
         min_var = c
     n_eff = jnp.sum(jnp.where(live[:, None], w[:, None] * resp, 0.0), axis=0)
     return best, loglik, entropy, min_var, n_eff
+
+
+_score_best = partial(jax.jit, static_argnames=("covariance_type",))(_score)
+
+
+def _fit_score(keys, data, prior, tol, reg, n_active, *, cfg, method):
+    """One model of the grid in one program: init + EM for all restarts, then the scores
+    of the best (one compile per model instead of two)."""
+    res = _restarts(keys, data, prior, tol, reg, UserInit(), n_active, cfg=cfg, method=method)
+    return res, _score(res, data, cfg.covariance_type)
+
+
+_fit_score_jit = size_jit(_fit_score, ("cfg", "method"))
 
 
 # ------------------------------------------------------------------ data preparation
@@ -361,9 +373,8 @@ def _dispatch(prep: _Prepared, f: _Fit, prior, keys, tol_j, max_iter, init_param
         prior_s = as_arrays(ps._replace(weight_concentration=alpha), dt)
     cfg = em.EMConfig(k_fit, ct, int(max_iter), prior is not None, False)
     n_active = None if k_fit == k else jnp.asarray(k, jnp.int32)
-    res = _fit_restarts(keys, data, prior_s, tol_j, prep.reg[ct], UserInit(), n_active,
-                        cfg=cfg, method=init_params)
-    return res, _score_best(res, data, covariance_type=ct)
+    return _fit_score_jit(data.x.shape[0], keys, data, prior_s, tol_j, prep.reg[ct], n_active,
+                          cfg=cfg, method=init_params)
 
 
 def _first_components(res: em.EMResult, k: int, ct: str) -> em.EMResult:
