@@ -71,3 +71,13 @@ def test_notebook_runs(path, kernel_env, tmp_path):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors
+    # every cell that shows a figure embeds it as a PNG (the inline backend is active)
+    figure_cells = [c for c in nb.cells if c.cell_type == "code"
+                    and "show(" in c.source and "def show(" not in c.source]
+    assert figure_cells
+    for cell in figure_cells:
+        images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+        assert images, f"{path.name}: no figure in the output of cell\n{cell.source[:200]}"
+    stderr = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "stream" and o.name == "stderr"]
+    assert not any("Traceback" in t for t in stderr), stderr
