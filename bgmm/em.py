@@ -153,13 +153,19 @@ def _reg_diag(reg, d, dtype):
     return jnp.maximum(jnp.broadcast_to(reg, (d,)).astype(dtype), 16 * jnp.finfo(dtype).eps)
 
 
-def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, cfg: EMConfig):
+def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, cfg: EMConfig,
+           active=None):
     """Parameters maximising the expected complete-data log-likelihood (+ log prior).
 
     Returns ``(params, ok)``. A component whose responsibility mass is below
     ``10 * eps * sum(n_k)`` (emptied) keeps its ``fallback`` mean and covariance under
     MLE; with a prior the posterior mode is always proper. ``ok`` is False when a
     covariance is not numerically positive definite.
+
+    ``active`` (K,) bool, optional: a model of ``sum(active)`` components padded to
+    ``cfg.n_components`` (one compiled program for a whole grid of K). Inactive
+    components get weight exactly 0, so the E-step gives them no responsibility, and
+    the result on the active ones equals the unpadded model's M-step.
     """
     nk, s1, s2 = stats
     k, d = s1.shape
@@ -169,9 +175,11 @@ def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, c
     regd = _reg_diag(reg, d, dtype)
     total = jnp.sum(nk)
 
+    on = jnp.ones((k,), bool) if active is None else active
+    k_on = jnp.sum(on).astype(dtype)  # the model's number of components
     if cfg.map:
         alpha = prior.weight_concentration
-        weights = jnp.maximum(nk + alpha - 1.0, 0.0)
+        weights = jnp.where(on, jnp.maximum(nk + alpha - 1.0, 0.0), 0.0)
         weights = weights / jnp.sum(weights)
         kappa, m0, nu, psi = prior.mean_precision, prior.mean, prior.dof, prior.scale
         kn = nk + kappa
@@ -182,7 +190,7 @@ def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, c
             if ct == "full":
                 covs = (psi[None] + q) / (nu + d + 2.0 + nk)[:, None, None]
             else:
-                covs = (psi + jnp.sum(q, axis=0)) / (nu + d + 1.0 + k + total)
+                covs = (psi + jnp.sum(q, axis=0)) / (nu + d + 1.0 + k_on + total)
         else:
             q = s2 + kappa * m0[None, :] ** 2 - kn[:, None] * means**2
             if ct == "diag":
@@ -190,17 +198,18 @@ def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, c
             else:
                 covs = (psi + jnp.sum(q, axis=1)) / (nu + 2.0 + d + nk * d)
     else:
-        nks = nk + 10 * eps
+        nks = jnp.where(on, nk + 10 * eps, 0.0)
         weights = nks / jnp.sum(nks)
-        empty = nk < 10 * eps * total
-        means = jnp.where(empty[:, None], fallback.means, s1 / nks[:, None])
+        empty = nk < 10 * eps * total  # inactive components too: they keep ``fallback``
+        div = jnp.where(on, nks, 1.0)
+        means = jnp.where(empty[:, None], fallback.means, s1 / div[:, None])
         if ct == "full":
-            covs = s2 / nks[:, None, None] - means[:, :, None] * means[:, None, :]
+            covs = s2 / div[:, None, None] - means[:, :, None] * means[:, None, :]
         elif ct == "tied":
             covs = ((jnp.sum(s2, axis=0) - jnp.einsum("k,kd,ke->de", nks, means, means))
                     / jnp.sum(nks))
         else:
-            covs = s2 / nks[:, None] - means**2
+            covs = s2 / div[:, None] - means**2
             if ct == "spherical":
                 covs = jnp.mean(covs, axis=1)
     # the moment formulas cancel: their round-off grows with the second moments, so the
@@ -227,24 +236,25 @@ def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, c
     return GMMParams(weights, means, covs, prec_chol), ok
 
 
-def objective(loglik_sum, total_weight, params: GMMParams, prior: GMMPrior | None, cfg: EMConfig):
+def objective(loglik_sum, total_weight, params: GMMParams, prior: GMMPrior | None, cfg: EMConfig,
+              active=None):
     """Mean log-likelihood per unit weight, plus the log prior / total weight under MAP."""
-    lp = log_prior(params, prior, cfg.covariance_type) if cfg.map else 0.0
+    lp = log_prior(params, prior, cfg.covariance_type, active) if cfg.map else 0.0
     return (loglik_sum + lp) / total_weight
 
 
-def em_step(data: Data, params: GMMParams, prior, reg, cfg: EMConfig):
+def em_step(data: Data, params: GMMParams, prior, reg, cfg: EMConfig, active=None):
     """One fused E+M step: returns (new params, ok, objective of the *input* params)."""
     stats, ll = expectation(data, params, cfg)
-    obj = objective(ll, jnp.sum(data.weight), params, prior, cfg)
-    new, ok = m_step(stats, params, prior, reg, cfg)
+    obj = objective(ll, jnp.sum(data.weight), params, prior, cfg, active)
+    new, ok = m_step(stats, params, prior, reg, cfg, active)
     return new, ok, obj
 
 
-def score(data: Data, params: GMMParams, prior, cfg: EMConfig):
+def score(data: Data, params: GMMParams, prior, cfg: EMConfig, active=None):
     """Objective at ``params`` (one E-step)."""
     _, ll = expectation(data, params, cfg)
-    return objective(ll, jnp.sum(data.weight), params, prior, cfg)
+    return objective(ll, jnp.sum(data.weight), params, prior, cfg, active)
 
 
 class _LoopState(NamedTuple):
@@ -257,12 +267,13 @@ class _LoopState(NamedTuple):
     trace: jax.Array
 
 
-def fit(data: Data, params: GMMParams, prior, tol, reg, cfg: EMConfig) -> EMResult:
+def fit(data: Data, params: GMMParams, prior, tol, reg, cfg: EMConfig, active=None) -> EMResult:
     """EM from ``params`` until ``|change of objective| < tol`` or ``cfg.max_iter`` steps.
 
     The loop is a ``lax.while_loop``; the objective before each M-step is recorded in
     ``trace``. If an M-step fails (a covariance not positive definite even after
     ``reg``), the previous parameters are kept and the fit stops with ``failed=True``.
+    ``active``: see :func:`m_step` (``params`` must give inactive components weight 0).
     """
     dtype = data.x.dtype
     tol = jnp.asarray(tol, dtype)
@@ -271,7 +282,7 @@ def fit(data: Data, params: GMMParams, prior, tol, reg, cfg: EMConfig) -> EMResu
         return (s.n_iter < cfg.max_iter) & ~s.converged & ~s.failed
 
     def body(s: _LoopState):
-        new, ok, obj = em_step(data, s.params, prior, reg, cfg)
+        new, ok, obj = em_step(data, s.params, prior, reg, cfg, active)
         change = obj - s.obj
         ok = ok & jnp.isfinite(obj)
         params = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, s.params)
@@ -295,7 +306,7 @@ def fit(data: Data, params: GMMParams, prior, tol, reg, cfg: EMConfig) -> EMResu
         trace=jnp.full((cfg.max_iter,), jnp.nan, dtype),
     )
     s = jax.lax.while_loop(cond, body, init)
-    final = score(data, s.params, prior, cfg)
+    final = score(data, s.params, prior, cfg, active)
     final = jnp.where(jnp.isnan(final), -jnp.inf, final)
     return EMResult(s.params, final, s.n_iter, s.converged, s.failed, s.change, s.trace)
 

@@ -38,10 +38,15 @@ from .priors import GMMPrior, as_arrays, log_prior_jacobian, resolve_prior, stan
 MISSING = ("error", "marginalize")
 
 
-def _restarts(keys, data, prior, tol, reg, user, *, cfg, method):
+def _restarts(keys, data, prior, tol, reg, user, n_active=None, *, cfg, method):
+    """Init + EM for every restart key, vmapped. ``n_active`` (traced int or None): fit a
+    model of ``n_active`` components padded to ``cfg.n_components``, so one program
+    serves every K up to that (see :func:`bgmm.em.m_step`)."""
+    active = None if n_active is None else jnp.arange(cfg.n_components) < n_active
+
     def one(key):
-        p0 = initial_params(key, data, prior, reg, cfg, method, user)
-        return em.fit(data, p0, prior, tol, reg, cfg)
+        p0 = initial_params(key, data, prior, reg, cfg, method, user, n_active)
+        return em.fit(data, p0, prior, tol, reg, cfg, active)
 
     return jax.vmap(one)(keys)
 
@@ -56,11 +61,11 @@ _restarts_small = jax.jit(_restarts, static_argnames=("cfg", "method"),
 _restarts_large = jax.jit(_restarts, static_argnames=("cfg", "method"))
 
 
-def _fit_restarts(keys, data, prior, tol, reg, user, *, cfg, method):
+def _fit_restarts(keys, data, prior, tol, reg, user, n_active=None, *, cfg, method):
     """All restarts in one compiled call: init + EM, vmapped over PRNG keys."""
     small = data.x.shape[0] <= _SMALL_ROWS and jax.default_backend() == "cpu"
     fn = _restarts_small if small else _restarts_large
-    return fn(keys, data, prior, tol, reg, user, cfg=cfg, method=method)
+    return fn(keys, data, prior, tol, reg, user, n_active, cfg=cfg, method=method)
 
 
 @partial(jax.jit, static_argnames=("covariance_type", "missing"))

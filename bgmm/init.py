@@ -42,12 +42,18 @@ def _sample_index(key, p):
     return jax.random.categorical(key, logits)
 
 
-def kmeans_plusplus(key, x, weight, n_components: int):
+def kmeans_plusplus(key, x, weight, n_components: int, n_active=None):
     """k-means++ seeding (D^2 weighting), greedy over 2 + log(K) candidates like scikit-learn.
 
-    Returns the (K, D) centres.
+    Returns the (K, D) centres. ``n_active`` (traced int, optional): seed only the first
+    ``n_active`` centres (the rest stay 0), with the same draws as ``n_components=n_active``
+    (JAX's key splits are prefix-stable), so a K-padded program reproduces the unpadded one.
     """
     n_trials = 2 + int(math.log(n_components))
+    if n_active is None:
+        trials_on = n_trials
+    else:  # 2 + floor(log(n_active)) of the n_trials candidates drawn
+        trials_on = 2 + jnp.sum(jnp.arange(1, n_trials - 1) <= jnp.log(n_active))
     key, k0 = jax.random.split(key)
     first = _sample_index(k0, weight)
     centers = jnp.zeros((n_components, x.shape[1]), x.dtype).at[0].set(x[first])
@@ -61,19 +67,31 @@ def kmeans_plusplus(key, x, weight, n_components: int):
         cand = jax.vmap(lambda k: _sample_index(k, p))(jax.random.split(sub, n_trials))
         d_cand = jnp.minimum(closest[None, :], _sq_dist(x, x[cand]).T)  # (T, N)
         pot = jnp.sum(weight[None, :] * d_cand, axis=1)
-        best = jnp.argmin(pot)
-        return centers.at[i].set(x[cand[best]]), d_cand[best], key
+        best = jnp.argmin(jnp.where(jnp.arange(n_trials) < trials_on, pot, jnp.inf))
+        if n_active is None:
+            return centers.at[i].set(x[cand[best]]), d_cand[best], key
+        on = i < n_active
+        return (jnp.where(on, centers.at[i].set(x[cand[best]]), centers),
+                jnp.where(on, d_cand[best], closest), key)
 
     centers, _, _ = jax.lax.fori_loop(1, n_components, body, (centers, closest, key))
     return centers
 
 
-def lloyd(x, weight, centers, max_iter: int = 100, tol: float = 1e-4):
-    """Weighted Lloyd iterations from ``centers``; an empty cluster keeps its centre."""
+def _labels(x, centers, active=None):
+    d = _sq_dist(x, centers)
+    if active is not None:
+        d = jnp.where(active[None, :], d, jnp.inf)
+    return jnp.argmin(d, axis=1)
+
+
+def lloyd(x, weight, centers, max_iter: int = 100, tol: float = 1e-4, active=None):
+    """Weighted Lloyd iterations from ``centers``; an empty cluster keeps its centre.
+    ``active`` (K,) bool, optional: only those centres take points."""
     tol = tol * jnp.mean(jnp.var(x, axis=0))
 
     def step(c):
-        labels = jnp.argmin(_sq_dist(x, c), axis=1)
+        labels = _labels(x, c, active)
         onehot = jax.nn.one_hot(labels, c.shape[0], dtype=x.dtype) * weight[:, None]
         n = jnp.sum(onehot, axis=0)
         new = jnp.matmul(onehot.T, x, precision=_HI) / jnp.maximum(n, 1e-30)[:, None]
@@ -92,26 +110,31 @@ def lloyd(x, weight, centers, max_iter: int = 100, tol: float = 1e-4):
     return centers
 
 
-def initial_resp(key, data: Data, n_components: int, method: str):
-    """Initial responsibilities (N, K) by ``method`` (one of :data:`INIT_METHODS`)."""
+def initial_resp(key, data: Data, n_components: int, method: str, n_active=None):
+    """Initial responsibilities (N, K) by ``method`` (one of :data:`INIT_METHODS`).
+
+    ``n_active`` (traced int, optional): only the first ``n_active`` columns are used
+    (K-padded programs); "kmeans" and "k-means++" then give the unpadded model's start.
+    """
     x = jnp.where(jnp.isnan(data.x), 0.0, data.x)
     w = data.weight
     k = n_components
+    active = None if n_active is None else jnp.arange(k) < n_active
     if method in ("kmeans", "k-means++"):
-        centers = kmeans_plusplus(key, x, w, k)
+        centers = kmeans_plusplus(key, x, w, k, n_active)
         if method == "kmeans":
-            centers = lloyd(x, w, centers)
-        labels = jnp.argmin(_sq_dist(x, centers), axis=1)
-        return jax.nn.one_hot(labels, k, dtype=x.dtype)
+            centers = lloyd(x, w, centers, active=active)
+        return jax.nn.one_hot(_labels(x, centers, active), k, dtype=x.dtype)
+    on = 1.0 if active is None else active.astype(x.dtype)
     if method == "random":
-        r = jax.random.uniform(key, (x.shape[0], k), dtype=x.dtype)
+        r = jax.random.uniform(key, (x.shape[0], k), dtype=x.dtype) * on
         return r / jnp.sum(r, axis=1, keepdims=True)
     if method == "random_from_data":
         logits = jnp.where(w > 0, 0.0, -jnp.inf)
         # K distinct rows by the Gumbel top-k trick (rows of weight 0 excluded)
         g = jax.random.gumbel(key, logits.shape, x.dtype) + logits
         idx = jax.lax.top_k(g, k)[1]
-        return jnp.zeros((x.shape[0], k), x.dtype).at[idx, jnp.arange(k)].set(1.0)
+        return jnp.zeros((x.shape[0], k), x.dtype).at[idx, jnp.arange(k)].set(on)
     raise ValueError(f"init_params must be one of {INIT_METHODS}, got {method!r}")
 
 
@@ -129,16 +152,22 @@ def _global_fallback(data: Data, cfg: EMConfig) -> GMMParams:
 
 
 def initial_params(key, data: Data, prior, reg, cfg: EMConfig, method: str,
-                   user: UserInit | None = None) -> GMMParams:
-    """Initial parameters: M-step on the initial responsibilities, then user overrides."""
+                   user: UserInit | None = None, n_active=None) -> GMMParams:
+    """Initial parameters: M-step on the initial responsibilities, then user overrides.
+
+    ``n_active`` (traced int, optional): a model of ``n_active`` components padded to
+    ``cfg.n_components``; the padding gets weight 0 (see :func:`bgmm.em.m_step`).
+    User starting values are not combined with padding.
+    """
     user = UserInit() if user is None else user
     fallback = _global_fallback(data, cfg)
+    active = None if n_active is None else jnp.arange(cfg.n_components) < n_active
     if user.weights is not None and user.means is not None and user.precisions_cholesky is not None:
         params = fallback  # fully user-given: no data-driven start needed
     else:
-        resp = initial_resp(key, data, cfg.n_components, method)
+        resp = initial_resp(key, data, cfg.n_components, method, n_active)
         params, _ = m_step(sufficient_stats(data, resp, cfg.covariance_type), fallback, prior,
-                           reg, cfg)
+                           reg, cfg, active)
     weights, means, covs, prec_chol = params
     if user.weights is not None:
         weights = jnp.asarray(user.weights, weights.dtype)

@@ -170,9 +170,13 @@ def log_prior_jacobian(covariance_type: str, n_components: int, log_scale) -> fl
 # log densities (pure, jittable); closed forms, checked against NumPyro in the tests
 
 
-def _log_dirichlet(w, alpha):
-    return (gammaln(alpha.sum()) - gammaln(alpha).sum()
-            + jnp.sum(jnp.where(alpha == 1.0, 0.0, (alpha - 1.0) * jnp.log(w))))
+def _log_dirichlet(w, alpha, active=None):
+    """log Dir(w | alpha); with ``active`` (K,) bool, of the active entries only."""
+    on = jnp.ones(alpha.shape, bool) if active is None else active
+    a = jnp.where(on, alpha, 1.0)
+    log_w = jnp.log(jnp.where(on, w, 1.0))
+    return (gammaln(jnp.sum(jnp.where(on, a, 0.0))) - jnp.sum(jnp.where(on, gammaln(a), 0.0))
+            + jnp.sum(jnp.where(a == 1.0, 0.0, (a - 1.0) * log_w)))
 
 
 def _log_inv_gamma(v, a, b):
@@ -189,29 +193,38 @@ def _log_inv_wishart(prec_chol, nu, psi):
             + (nu + d + 1.0) * log_det_u - 0.5 * trace)
 
 
-def log_prior(params: GMMParams, prior: GMMPrior, covariance_type: str):
-    """``log p(weights, means, covariances)`` under the prior (scalar)."""
+def log_prior(params: GMMParams, prior: GMMPrior, covariance_type: str, active=None):
+    """``log p(weights, means, covariances)`` under the prior (scalar).
+
+    ``active`` (K,) bool (optional): the components of a K-padded model that exist;
+    the others (weight 0) are left out, so the value equals the log prior of the model
+    made of the active components alone.
+    """
     k, d = params.means.shape
+    on = jnp.ones((k,), bool) if active is None else active
     u = params.precisions_cholesky
     kappa = prior.mean_precision
-    lp = _log_dirichlet(params.weights, prior.weight_concentration)
+    lp = _log_dirichlet(params.weights, prior.weight_concentration, active)
     diff = params.means - prior.mean[None, :]
     log_2pi = math.log(2.0 * math.pi)
     if covariance_type in ("full", "tied"):
         uk = u if covariance_type == "full" else jnp.broadcast_to(u, (k, d, d))
         y = jnp.einsum("kd,kde->ke", diff, uk, precision=jax.lax.Precision.HIGHEST)
         log_det = jnp.sum(jnp.log(jnp.diagonal(uk, axis1=-2, axis2=-1)), axis=-1)
-        lp += jnp.sum(-0.5 * d * log_2pi + 0.5 * d * jnp.log(kappa) + log_det
-                      - 0.5 * kappa * jnp.sum(y * y, axis=-1))
+        lp += jnp.sum(jnp.where(on, -0.5 * d * log_2pi + 0.5 * d * jnp.log(kappa) + log_det
+                                - 0.5 * kappa * jnp.sum(y * y, axis=-1), 0.0))
         if covariance_type == "full":
-            lp += jnp.sum(jax.vmap(_log_inv_wishart, (0, None, None))(u, prior.dof, prior.scale))
+            lp += jnp.sum(jnp.where(on, jax.vmap(_log_inv_wishart, (0, None, None))(
+                u, prior.dof, prior.scale), 0.0))
         else:
             lp += _log_inv_wishart(u, prior.dof, prior.scale)
     else:
         var = params.covariances if covariance_type == "diag" else params.covariances[:, None]
         var_b = jnp.broadcast_to(var, (k, d))
-        lp += jnp.sum(-0.5 * log_2pi + 0.5 * jnp.log(kappa / var_b) - 0.5 * kappa * diff**2 / var_b)
-        lp += jnp.sum(_log_inv_gamma(params.covariances, 0.5 * prior.dof, 0.5 * prior.scale))
+        lp += jnp.sum(jnp.where(on[:, None], -0.5 * log_2pi + 0.5 * jnp.log(kappa / var_b)
+                                - 0.5 * kappa * diff**2 / var_b, 0.0))
+        lig = _log_inv_gamma(params.covariances, 0.5 * prior.dof, 0.5 * prior.scale)
+        lp += jnp.sum(jnp.where(on.reshape((k,) + (1,) * (lig.ndim - 1)), lig, 0.0))
     return lp
 
 

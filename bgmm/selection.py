@@ -3,22 +3,23 @@
 Three routes, one module:
 
 - :func:`select` fits a grid of (K, covariance type) by EM and tabulates BIC, AIC and ICL.
-  The data is validated, standardised and padded once per covariance type; every model
-  of the grid is one call of the estimator's compiled, restart-vmapped EM program
+  The data is validated, standardised and padded once per covariance type. Each model
+  is one call of the estimator's compiled, restart-vmapped EM program
   (``bgmm.estimator._fit_restarts``: initialisation + EM for all ``n_init`` restarts),
-  followed by one compiled E-step at the best restart. Calls are dispatched
-  asynchronously, so the host traces and compiles the next model while the device
-  runs the previous one. Programs depend only on (K, covariance type, max_iter, init
-  method, padded N, D), so a second study of data of similar size, or a later
-  ``bgmm.GaussianMixture(...).fit`` of a model of the grid, compiles nothing.
-  Cost: restarts are vmapped, K and the covariance type change array shapes and code, so
-  the grid holds one program per (K, covariance type). On small data compilation
-  dominates a first study (about 4 s of CPU per program on a 2-core CPU: ~2.4 s for the
-  k-means initialisation, ~1.2 s for EM), while running the whole 24-model Old Faithful
-  grid from cached programs takes under a second against minutes for scikit-learn's
-  loop (``benchmarks/bench_select.py``). To reuse programs across processes, enable
-  JAX's persistent cache in your session
-  (``jax.config.update("jax_compilation_cache_dir", path)``); bgmm never sets it.
+  followed by one compiled E-step at the best restart. On data of moderate size every
+  K of a covariance type runs in **one** program: the model is padded to the largest K
+  with components of weight exactly 0 (``pad_components``; see :func:`bgmm.em.m_step`),
+  which the E-step never assigns, the M-step never revives and the log prior leaves
+  out, so a padded fit equals the unpadded one to round-off (same k-means draws). A
+  study therefore compiles one program per covariance type instead of one per
+  (K, covariance type); compiling (about 3 s of CPU per program on a 2-core CPU)
+  dominates a first study on small data, running the whole Old Faithful grid from
+  compiled programs takes well under a second (``benchmarks/bench_select.py``).
+  Calls are dispatched asynchronously; programs depend only on (max K, covariance type,
+  max_iter, init method, padded N, D), so a second study of data of similar size
+  compiles nothing. To reuse programs across processes, enable JAX's persistent cache
+  in your session (``jax.config.update("jax_compilation_cache_dir", path)``); bgmm never
+  sets it (its command line does).
 - :func:`compare_loo` compares models sampled with MCMC by PSIS-LOO (``arviz.loo`` /
   ``arviz.compare``) and surfaces Pareto-k warnings; :meth:`SelectionResult.add_loo` puts
   LOO next to the EM criteria in the same table.
@@ -167,6 +168,7 @@ class _Fit:
     n_components: int
     covariance_type: str
     res: Any = None  # em.EMResult of numpy arrays, all restarts
+    k_fit: int = 0  # components of the compiled program (> n_components when padded)
     prior: GMMPrior | None = None  # resolved, data units
     row: dict = field(default_factory=dict)
 
@@ -205,7 +207,8 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
            criteria: Iterable[str] = CRITERIA, *, criterion: str | None = None, n_init: int = 10,
            prior=None, init_params: str = "kmeans", max_iter: int = 100, tol: float = 1e-3,
            reg_covar: float = 1e-6, sample_weight=None, dtype: str = "float64",
-           random_state=0, n_jobs: int | None = None) -> SelectionResult:
+           random_state=0, n_jobs: int | None = None,
+           pad_components: bool | None = None) -> SelectionResult:
     """Fit every (K, covariance type) of a grid by EM and rank them by BIC / AIC / ICL.
 
     Parameters
@@ -228,6 +231,13 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
     n_jobs : threads that trace and compile models concurrently (None: one per CPU;
         -1 likewise; 1: sequential). Compilation dominates the cost of a first study on
         small data; results do not depend on it.
+    pad_components : fit every K of a covariance type with one compiled program, the
+        model padded to the largest K with components of weight exactly 0 (True), or one
+        program per (K, covariance type) (False). None (default): pad when the padded
+        work is small (``padded rows * max K * n_init <= 2**23``), i.e. where compiling
+        costs more than running. Results agree to round-off either way for the
+        "kmeans" and "k-means++" initialisations (same draws); "random" and
+        "random_from_data" starts differ.
 
     Returns
     -------
@@ -285,12 +295,27 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
             f.row["error"] = f"n_components={f.n_components} > n_samples={X.shape[0]}"
         else:
             todo.append(f)
-    n_jobs = _n_jobs(n_jobs, len(todo))
+    if todo:
+        k_max = max(f.n_components for f in todo)
+        if pad_components is None:
+            pad_components = bucket_size(X.shape[0]) * k_max * n_init <= 2**23
+        for f in todo:
+            f.k_fit = k_max if pad_components else f.n_components
+    # the first model of each program compiles it (several at once with n_jobs > 1); the
+    # others reuse it, so they are launched afterwards
+    seen, first, rest = set(), [], []
+    for f in todo:
+        key = (f.k_fit, f.covariance_type)
+        (rest if key in seen else first).append(f)
+        seen.add(key)
+    n_jobs = _n_jobs(n_jobs, max(len(first), 1))
     if n_jobs == 1:
-        outs = [launch(f) for f in todo]
+        done = {id(f): launch(f) for f in first}
     else:
         with ThreadPoolExecutor(n_jobs) as ex:
-            outs = list(ex.map(launch, todo))
+            done = dict(zip(map(id, first), ex.map(launch, first)))
+    done.update({id(f): launch(f) for f in rest})
+    outs = [done[id(f)] for f in todo]
     # collect only after everything is dispatched: device work overlaps compilation
     for f, out in zip(todo, outs):
         if not isinstance(out, Exception):
@@ -304,7 +329,7 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
                           f"could not be fitted: {f.row['error']}", DegenerateFitWarning,
                           stacklevel=2)
             continue
-        f.res = res
+        f.res = _first_components(res, f.n_components, f.covariance_type)
         _fill_row(f, scores, prep, settings)
     return SelectionResult(fits, prep, settings, crit, criterion, feature_names)
 
@@ -320,7 +345,7 @@ def _n_jobs(n_jobs, n_models):
 
 
 def _dispatch(prep: _Prepared, f: _Fit, prior, keys, tol_j, max_iter, init_params, dt):
-    ct, k = f.covariance_type, f.n_components
+    ct, k, k_fit = f.covariance_type, f.n_components, f.k_fit
     data, std = prep.data[ct], prep.std[ct]
     prior_s = None
     if prior is not None:
@@ -330,16 +355,31 @@ def _dispatch(prep: _Prepared, f: _Fit, prior, keys, tol_j, max_iter, init_param
             raise ValueError("MAP-EM needs prior weight_concentration >= 1; use "
                              "sparse_mixture_k (MCMC) for sparse Dirichlet priors, got "
                              f"{f.prior.weight_concentration}")
-        prior_s = as_arrays(standardize_prior(f.prior, std.center, std.scale, ct), dt)
-    cfg = em.EMConfig(k, ct, int(max_iter), prior is not None, False)
-    res = _fit_restarts(keys, data, prior_s, tol_j, prep.reg[ct], UserInit(), cfg=cfg,
-                        method=init_params)
+        ps = standardize_prior(f.prior, std.center, std.scale, ct)
+        # padding components get concentration 1 (they are left out of the prior anyway)
+        alpha = np.concatenate([ps.weight_concentration, np.ones(k_fit - k)])
+        prior_s = as_arrays(ps._replace(weight_concentration=alpha), dt)
+    cfg = em.EMConfig(k_fit, ct, int(max_iter), prior is not None, False)
+    n_active = None if k_fit == k else jnp.asarray(k, jnp.int32)
+    res = _fit_restarts(keys, data, prior_s, tol_j, prep.reg[ct], UserInit(), n_active,
+                        cfg=cfg, method=init_params)
     return res, _score_best(res, data, covariance_type=ct)
+
+
+def _first_components(res: em.EMResult, k: int, ct: str) -> em.EMResult:
+    """The first ``k`` components of a (restarts, K_padded, ...) result (numpy)."""
+    p = res.params
+    if p.weights.shape[-1] == k:
+        return res
+    take = (lambda a: a) if ct == "tied" else (lambda a: a[:, :k])
+    return res._replace(params=GMMParams(p.weights[:, :k], p.means[:, :k], take(p.covariances),
+                                         take(p.precisions_cholesky)))
 
 
 def _fill_row(f: _Fit, scores, prep: _Prepared, settings):
     best, loglik_s, entropy, min_var, n_eff = scores
     ct, k = f.covariance_type, f.n_components
+    min_var, n_eff = min_var[:k], n_eff[:k]  # padding components (if any) last
     std = prep.std[ct]
     n, d = prep.X.shape
     wsum = prep.n_total

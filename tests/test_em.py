@@ -137,3 +137,50 @@ def test_kmeans_init_matches_sklearn_kmeans(faithful):
         c = lloyd(jnp.asarray(xs), w, kmeans_plusplus(jax.random.PRNGKey(0), jnp.asarray(xs), w, 2))
     km = KMeans(2, n_init=10, random_state=0).fit(xs)
     np.testing.assert_allclose(np.sort(np.asarray(c), 0), np.sort(km.cluster_centers_, 0), atol=1e-6)
+
+
+@pytest.mark.parametrize("prior", [None, "default"])
+@pytest.mark.parametrize("ct", TYPES)
+def test_padded_components_give_the_unpadded_m_step_and_log_prior(ct, prior, iris):
+    """A K=3 model padded to 5 components (one program for a grid of K): the M-step on the
+    active components and the log prior equal the unpadded model's; the padding gets
+    weight exactly 0. (The unpadded log prior is checked against NumPyro in test_model.)"""
+    import jax
+    import jax.numpy as jnp
+
+    from bgmm import em
+    from bgmm.init import _global_fallback
+    from bgmm.priors import as_arrays, default_prior, log_prior
+
+    x = (iris - iris.mean(0)) / iris.std(0)
+    k, k_pad, n = 3, 5, len(x)
+    rng = np.random.default_rng(0)
+    resp = rng.dirichlet(np.ones(k), size=n)
+    with jax.enable_x64(True):
+        data = em.make_data(jnp.asarray(x), jnp.ones(n), ct)
+        pr = None
+        if prior:
+            p = default_prior(x, k, ct)
+            pr = as_arrays(p, jnp.float64)
+            pr_pad = as_arrays(p._replace(weight_concentration=np.r_[p.weight_concentration,
+                                                                     1.0, 1.0]), jnp.float64)
+        active = jnp.arange(k_pad) < k
+        outs = []
+        for kk, r, act, prr in ((k, resp, None, pr),
+                                (k_pad, np.c_[resp, np.zeros((n, 2))], active,
+                                 pr_pad if prior else None)):
+            cfg = em.EMConfig(kk, ct, map=prior is not None)
+            stats = em.sufficient_stats(data, jnp.asarray(r), ct)
+            fb = _global_fallback(data, cfg)
+            params, ok = em.m_step(stats, fb, prr, jnp.asarray(1e-6), cfg, act)
+            lp = log_prior(params, prr, ct, act) if prior else 0.0
+            outs.append((params, bool(ok), float(lp)))
+    (p1, ok1, lp1), (p2, ok2, lp2) = outs
+    assert ok1 and ok2
+    np.testing.assert_array_equal(np.asarray(p2.weights[k:]), 0.0)
+    np.testing.assert_allclose(p2.weights[:k], p1.weights, rtol=1e-13)
+    np.testing.assert_allclose(p2.means[:k], p1.means, rtol=1e-12, atol=1e-14)
+    take = (lambda a: a) if ct == "tied" else (lambda a: a[:k])
+    np.testing.assert_allclose(take(p2.covariances), p1.covariances, rtol=1e-12, atol=1e-14)
+    if prior:
+        assert lp2 == pytest.approx(lp1, rel=1e-12)

@@ -109,17 +109,33 @@ def test_icl_equals_hand_computation_from_responsibilities(faithful, faithful_gr
         assert df.loc[key, "icl"] > df.loc[key, "bic"]
 
 
-def test_grid_model_equals_a_direct_fit(faithful, faithful_grid):
-    k, ct = faithful_grid.best_key_
+@pytest.mark.parametrize("key", ["best", (2, "full")])
+def test_grid_model_equals_a_direct_fit(faithful, faithful_grid, key):
+    """The grid shares one program per covariance type (K padded to 3 with weight-0
+    components); each model still equals a GaussianMixture fitted alone."""
+    assert faithful_grid._fits[(2, "full")].k_fit == 3  # padded
+    k, ct = faithful_grid.best_key_ if key == "best" else key
     gm = bgmm.GaussianMixture(k, covariance_type=ct, n_init=10, random_state=0).fit(faithful)
-    best = faithful_grid.best_
-    assert (best.n_components, best.covariance_type) == (k, ct)
-    np.testing.assert_allclose(best.means_, gm.means_, rtol=1e-12)
-    np.testing.assert_allclose(best.covariances_, gm.covariances_, rtol=1e-12)
-    np.testing.assert_allclose(best.lower_bound_, gm.lower_bound_, rtol=1e-12)
+    model = faithful_grid.get_model(k, ct)
+    assert (model.n_components, model.covariance_type) == (k, ct)
+    assert model.weights_.shape == (k,)
+    np.testing.assert_allclose(model.means_, gm.means_, rtol=1e-12)
+    np.testing.assert_allclose(model.covariances_, gm.covariances_, rtol=1e-12)
+    np.testing.assert_allclose(model.lower_bound_, gm.lower_bound_, rtol=1e-12)
     np.testing.assert_allclose(faithful_grid.to_frame().loc[(k, ct), "bic"], gm.bic(faithful))
-    assert best.n_features_in_ == 2
-    np.testing.assert_array_equal(best.predict(faithful), gm.predict(faithful))
+    assert model.n_features_in_ == 2
+    np.testing.assert_array_equal(model.predict(faithful), gm.predict(faithful))
+
+
+def test_padded_grid_equals_one_program_per_model_under_map(faithful):
+    kw = dict(n_init=3, random_state=1, prior="default")
+    grids = [select(faithful, (1, 3), "tied", pad_components=pad, **kw)
+             for pad in (True, False)]
+    assert grids[0]._fits[(1, "tied")].k_fit == 3 and grids[1]._fits[(1, "tied")].k_fit == 1
+    a, b = (g.to_frame() for g in grids)
+    for col in ("log_likelihood", "objective", "bic", "icl"):
+        np.testing.assert_allclose(a[col], b[col], rtol=1e-11, err_msg=col)
+    np.testing.assert_array_equal(a["n_iter"], b["n_iter"])
 
 
 # ---------------------------------------------------------------------- choosing
