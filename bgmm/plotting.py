@@ -91,7 +91,7 @@ def plot_mixture(gm, X, *, ax=None, features=(0, 1), feature_names=None, contour
         cs = ax.contour(xx, yy, dens.reshape(xx.shape), levels=levels[keep], colors="0.3",
                         linewidths=0.8, alpha=0.9, zorder=2)
         ax.clabel(cs, fmt={lv: f"{p:.0%}" for lv, p in zip(levels[keep], probs[keep])},
-                  fontsize=7, inline=True)
+                  fontsize=8, inline=True)
     if ellipses:
         for k, (m, c) in enumerate(zip(means, covs)):
             vals, vecs = np.linalg.eigh(c)

@@ -90,12 +90,14 @@ table.iloc[uncertain].round(3)""",
     """fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
 plotting.plot_assignment_uncertainty(gm, faithful, ax=axes[0], feature_names=labels,
                                      kind="entropy")
-axes[1].hist(resp.max(1), bins=np.linspace(0.5, 1.0, 26), color="C0", edgecolor="white")
-axes[1].set_xlim(0.5, 1.0)  # 1/K = 0.5 is the least certain possible assignment
-axes[1].set_xlabel("largest responsibility of an eruption")
-axes[1].set_ylabel("number of eruptions")
-axes[1].set_yscale("log")
-axes[1].set_title("Most eruptions are assigned with near certainty")
+k_short = int(np.argmin(gm.means_[:, 0]))  # the component of short eruptions
+axes[1].scatter(faithful["eruptions"], resp[:, k_short], c=[f"C{k}" for k in resp.argmax(1)],
+                s=14, alpha=0.7)
+axes[1].axhline(0.5, color="0.5", lw=0.8, ls=":")
+axes[1].set_xlabel(labels[0])
+axes[1].set_ylabel(f"responsibility of component {k_short} (short eruptions)")
+axes[1].set_ylim(-0.03, 1.03)
+axes[1].set_title("Membership switches within a narrow band of durations")
 show(fig, "01_uncertainty")""",
     "md:## New data from the fitted model\n`sample` returns draws and their components.",
     """Xs, zs = gm.sample(500)
@@ -112,14 +114,17 @@ for a in axes:
 axes[0].set_ylabel(labels[1])
 show(fig, "01_sample")""",
     "md:## EM's objective per iteration\nEM never decreases the log-likelihood. From the "
-    "k-means start (the default) it converges in a few iterations; from random "
-    "responsibilities it needs more to reach the same optimum.",
-    """gm_random = bgmm.GaussianMixture(n_components=2, covariance_type="full", n_init=5,
-                                 init_params="random", random_state=1).fit(faithful)
-fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
+    "k-means start (the default) it converges in a few iterations. From random "
+    "responsibilities both components start near the overall mean: EM creeps along a "
+    "plateau before the components separate. With the default `tol=1e-3` it would stop on "
+    "that plateau (one reason for k-means starts and several restarts), so this fit uses "
+    "`tol=1e-8`.",
+    """gm_random = bgmm.GaussianMixture(n_components=2, covariance_type="full", n_init=1,
+                                 init_params="random", tol=1e-8, random_state=1).fit(faithful)
+fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
 plotting.plot_em_trace(gm, ax=ax, label=f"k-means start ({gm.n_iter_} iterations)")
-plotting.plot_em_trace(gm_random, ax=ax, label=f"random start ({gm_random.n_iter_} iterations)",
-                       ls="--")
+plotting.plot_em_trace(gm_random, ax=ax, ls="--",
+                       label=f"random start, tol=1e-8 ({gm_random.n_iter_} iterations)")
 show(fig, "01_em_trace")
 for fit in (gm, gm_random):
     assert np.all(np.diff(fit.lower_bounds_) >= -1e-9)""",
@@ -158,7 +163,7 @@ labels = ["eruption duration (min)", "waiting time to next eruption (min)"]
 gm = bgmm.GaussianMixture(n_components=2, covariance_type="full", prior="default",
                           n_init=5, random_state=0).fit(faithful)
 if FAST:
-    run = dict(num_chains=2, num_warmup=150, num_samples=150)
+    run = dict(num_chains=2, num_warmup=100, num_samples=100)
 else:
     run = dict(num_chains=4, num_warmup=1000, num_samples=1000)
 post = gm.sample_posterior(faithful, seed=0, **run)
@@ -182,14 +187,16 @@ summary.round(3)""",
     show(fig, name)
 
 
-arviz_figure(bgmm.inference.plot_trace(post, var_names=["weights", "means"]), "02_trace",
-             "Trace of every chain (weights; means in minutes)")""",
-    "md:Rank plots: the fractional-rank ECDF of each chain minus the uniform one, with a "
-    "simultaneous 99% envelope (grey band). Chains that sample the same distribution stay "
-    "inside it.",
-    """arviz_figure(bgmm.inference.plot_rank(post, var_names=["weights", "means"],
-                                        method="envelope", envelope_prob=0.99), "02_rank",
-             "Fractional-rank ECDF minus the uniform CDF, per chain (99% simultaneous envelope)")""",
+# thin, translucent lines: with 1000 draws per chain thick ones merge into a block
+arviz_figure(bgmm.inference.plot_trace(post, var_names=["weights", "means"],
+                                       visuals={"trace": {"linewidth": 0.5, "alpha": 0.7}}),
+             "02_trace", "Trace of every chain after warm-up (weights; means in minutes)")""",
+    "md:Rank plots: the fractional-rank ECDF of each chain minus the uniform CDF. Chains "
+    "that sample the same distribution stay near zero; each panel prints the p value of "
+    "ArviZ's multi-chain uniformity test (small p: the chains disagree) and highlights the "
+    "ranks that contribute most to a deviation.",
+    """arviz_figure(bgmm.inference.plot_rank(post, var_names=["weights", "means"]), "02_rank",
+             "Fractional-rank ECDF minus the uniform CDF, per chain")""",
     "md:## EM versus the posterior\nThe MAP estimate from EM (under the same prior) beside "
     "the posterior mean, sd and 94% interval. For this well-separated mixture EM sits "
     "in the middle of the posterior; the Laplace approximation at the mode is close too.",
@@ -220,7 +227,7 @@ std = Standardizer.fit(faithful.to_numpy(), None, "full")
 xs = std.transform(faithful.to_numpy())
 em_std = gm._params_std  # the EM fit in the same standardised units
 swapped = GMMParams(em_std.weights[::-1], em_std.means[::-1], em_std.covariances[::-1], None)
-n_draws = 100 if FAST else 500
+n_draws = 60 if FAST else 500
 with precision_scope("float64"):
     model = partial(bgmm.marginal_model, n_components=2, covariance_type="full")
     kwargs = dict(x=jax.numpy.asarray(xs),
@@ -330,7 +337,7 @@ show(fig, "03_criteria_faithful")""",
     "their expected log predictive density estimated by Pareto-smoothed importance "
     "sampling leave-one-out. `elpd` higher is better; `dse` is the standard "
     "error of the difference; Pareto k above the threshold flags unreliable estimates.",
-    """nuts = dict(num_chains=2, num_warmup=150, num_samples=150) if FAST else \\
+    """nuts = dict(num_chains=2, num_warmup=100, num_samples=100) if FAST else \\
     dict(num_chains=4, num_warmup=1000, num_samples=1000)
 trees = {}
 for k in (2, 3):
@@ -350,14 +357,21 @@ loo_table[["rank", "elpd", "se", "elpd_diff", "dse", "p", "weight", "looic",
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
 for a, (name, tree) in zip(axes, trees.items()):
-    loo = az.loo(tree, pointwise=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # high Pareto k: drawn in red below
+        loo = az.loo(tree, pointwise=True)
     k_hat = np.asarray(loo.pareto_k).ravel()
-    a.scatter(np.arange(k_hat.size), k_hat, s=10, color="C0")
-    a.axhline(loo.good_k, color="C3", ls="--", label=f"threshold {loo.good_k:.2f}")
-    a.set_xlabel("observation")
-    a.set_ylabel("Pareto k")
+    high = k_hat > loo.good_k
+    obs = np.arange(k_hat.size)
+    a.scatter(obs[~high], k_hat[~high], s=10, color="C0", label="observation")
+    a.scatter(obs[high], k_hat[high], s=18, color="C3",
+              label=f"above the threshold ({high.sum()})")
+    a.axhline(loo.good_k, color="C3", ls="--", lw=1, label=f"threshold k = {loo.good_k:.2f}")
+    a.set_ylim(min(k_hat.min(), 0) - 0.05, max(k_hat.max(), loo.good_k) + 0.3)  # legend room
+    a.set_xlabel("observation (row of the data)")
+    a.set_ylabel("Pareto shape k of the PSIS weights")
     a.set_title(f"{name}: elpd_loo {loo.elpd:.1f} (se {loo.se:.1f})", fontsize=10)
-    a.legend(loc="upper right")
+    a.legend(loc="upper right", ncol=3, fontsize="small")
 show(fig, "03_pareto_k")""",
     "md:## The sparse overfitted mixture\nFit more components than needed with a sparse "
     "Dirichlet prior on the weights (concentration 0.05): superfluous components empty "
@@ -365,7 +379,7 @@ show(fig, "03_pareto_k")""",
     "number of clusters.",
     """sparse = bgmm.sparse_mixture_k(
     faithful, max_components=5 if FAST else 8, weight_concentration=0.05,
-    num_warmup=150 if FAST else 1000, num_samples=150 if FAST else 1000,
+    num_warmup=150 if FAST else 500, num_samples=150 if FAST else 500,
     num_chains=2, random_state=0)
 print(sparse)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
