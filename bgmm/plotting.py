@@ -45,7 +45,7 @@ def _hdr_levels(dens, cell_area, probs):
 
 def plot_mixture(gm, X, *, ax=None, features=(0, 1), feature_names=None, contours=True,
                  ellipses=True, soft=True, n_std=(1.0, 2.0), grid_size=150, title=None,
-                 hdr_probs=(0.5, 0.8, 0.95)):
+                 hdr_probs=(0.5, 0.8, 0.95), legend_loc="outside"):
     """Data coloured by cluster, density contours and component ellipses (2-D views).
 
     gm: fitted :class:`bgmm.GaussianMixture`; X: (n_samples, n_features) data; features:
@@ -53,7 +53,9 @@ def plot_mixture(gm, X, *, ax=None, features=(0, 1), feature_names=None, contour
     soft: shade points by their largest responsibility (uncertain points look pale);
     contours: draw the highest-density regions of the fitted density holding ``hdr_probs``
     of its mass (labelled in percent); ellipses: each component's ``n_std`` standard
-    deviation ellipses (solid, then dashed), its mean marked by a cross.
+    deviation ellipses (solid, then dashed), its mean marked by a cross; legend_loc:
+    ``"outside"`` (right of the axes, never over the data; use a ``constrained`` layout or
+    ``bbox_inches="tight"``), a matplotlib ``loc`` inside the axes, or None for no legend.
     """
     import matplotlib.colors as mcolors
     from matplotlib.patches import Ellipse
@@ -107,15 +109,19 @@ def plot_mixture(gm, X, *, ax=None, features=(0, 1), feature_names=None, contour
                       label=f"component {k} (weight {w[k]:.2f})")
                for k in range(gm.n_components)]
     if ellipses:
-        handles += [Line2D([], [], color="0.3", ls=ls, lw=1.6,
-                           label=f"{s:g} sd ellipse of a component")
-                    for s, ls in zip(n_std, ["-", "--", ":", "-."] * len(n_std))]
-        handles.append(Line2D([], [], marker="x", color="k", ls="", ms=7, mew=2,
-                              label="component mean"))
+        styles = ", ".join(f"{s:g} sd {name}" for s, name in
+                           zip(n_std, ["solid", "dashed", "dotted", "dash-dot"] * len(n_std)))
+        handles.append(Line2D([], [], color="0.3", ls="-", lw=1.6, marker="x", mec="k", mew=2,
+                              ms=7, label=f"component mean (x) and\nellipses: {styles}"))
     if contours:
+        pct = "/".join(f"{p:.0%}"[:-1] for p in sorted(hdr_probs))
         handles.append(Line2D([], [], color="0.3", lw=0.8,
-                              label="highest-density regions of the mixture"))
-    ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.85)
+                              label=f"{pct}% highest-density\nregions of the mixture"))
+    if legend_loc == "outside":
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0.0, fontsize="small", frameon=False)
+    elif legend_loc is not None:
+        ax.legend(handles=handles, loc=legend_loc, fontsize="small", framealpha=0.85)
     ax.set_xlabel(names[i])
     ax.set_ylabel(names[j])
     ax.set_title(title or f"{gm.n_components}-component {gm.covariance_type} Gaussian mixture")
@@ -167,8 +173,8 @@ def plot_em_trace(gm, *, ax=None, label=None, **line_kwargs):
     what = "mean log-posterior" if gm.prior is not None else "mean log-likelihood"
     ax.set_ylabel(f"{what} per sample")
     if label is None:
-        ax.set_title(f"EM objective ({'converged' if gm.converged_ else 'not converged'} "
-                     f"after {gm.n_iter_} iterations)")
+        ax.set_title(f"EM {'converged' if gm.converged_ else 'did not converge'} in "
+                     f"{gm.n_iter_} iterations")
     else:
         ax.set_title("EM objective per iteration")
         ax.legend(fontsize="small")

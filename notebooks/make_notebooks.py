@@ -76,7 +76,7 @@ pd.DataFrame({"weight": gm.weights_,
     "largest responsibility. Grey lines: contours of the fitted density; coloured "
     "ellipses: 1 and 2 standard deviations of each component.",
     """labels = ["eruption duration (min)", "waiting time to next eruption (min)"]
-fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
+fig, ax = plt.subplots(figsize=(9.5, 5), layout="constrained")
 plotting.plot_mixture(gm, faithful, ax=ax, feature_names=labels,
                       title="Old Faithful: 2-component full-covariance mixture (EM)")
 show(fig, "01_mixture")""",
@@ -423,7 +423,7 @@ crosstab = pd.crosstab(iris.target_names[iris.target], best.predict(X_iris),
 
 print(f"adjusted Rand index vs species: {adjusted_rand_score(iris.target, best.predict(X_iris)):.3f}")
 crosstab""",
-    """fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
+    """fig, ax = plt.subplots(figsize=(9.5, 5), layout="constrained")
 plotting.plot_mixture(best, X_iris, ax=ax, features=(2, 3),
                       title=f"iris: BIC choice K={k} {ct} (petal measurements)")
 show(fig, "03_iris_mixture")""",

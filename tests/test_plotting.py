@@ -36,7 +36,8 @@ def test_plot_mixture_returns_ax_and_labels(fitted):
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert [t for t in texts if t.startswith("component ") and "weight" in t] == [
         f"component {k} (weight {w:.2f})" for k, w in enumerate(gm.weights_)]
-    assert "1 sd ellipse of a component" in texts and "component mean" in texts
+    assert "component mean (x) and\nellipses: 1 sd solid, 2 sd dashed" in texts
+    assert "50/80/95% highest-density\nregions of the mixture" in texts
     assert len(ax.patches) == 2 * 2  # 1 and 2 sd ellipses per component
 
 
