@@ -46,6 +46,8 @@ def nb(cells):
                                   "language": "python"}
     out.cells = [new_markdown_cell(c[3:]) if c.startswith("md:") else new_code_cell(c)
                  for c in cells]
+    for i, cell in enumerate(out.cells):
+        cell.id = f"cell-{i:02d}"  # stable ids: regenerating gives no spurious diff
     return out
 
 
