@@ -325,6 +325,11 @@ table[["log_likelihood", "n_parameters", "bic", "aic", "icl", "converged", "vali
         lo = table[crit].min()
         a.set_ylim(lo - 0.1 * zoom, lo + zoom)  # models above the range are clearly worse
     names = [("chosen model" if n.startswith("chosen") else n) for n in names]
+    if not table["valid"].all():  # explain the open markers
+        from matplotlib.lines import Line2D
+
+        handles = handles + [Line2D([], [], marker="o", ls="", mfc="none", mec="0.3", ms=8)]
+        names = names + ["open: degenerate or not converged (never chosen)"]
     fig.legend(handles, names, loc="outside lower center", ncol=len(names),
                title="covariance type")
     fig.suptitle(title)
@@ -414,7 +419,10 @@ fig = criteria_figure(iris_study, "iris: criteria against K (y axis zoomed on th
                                   "models)", zoom=400)
 show(fig, "03_criteria_iris")
 iris_study.pivot("bic").round(1)""",
-    "md:How does the BIC choice compare with the species? (The species are not used "
+    "md:Open markers are fits in which a component collapsed onto a few points (iris "
+    "has many tied measurements): the likelihood is unbounded there, so such fits look "
+    "best by every criterion but are flagged and never chosen.\n\n"
+    "How does the BIC choice compare with the species? (The species are not used "
     "to fit.)",
     """from sklearn.metrics import adjusted_rand_score
 
