@@ -17,6 +17,7 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd  # noqa: F401
+from IPython.display import display
 
 # NumPyro's progress bar imports tqdm.auto, which warns when ipywidgets is not installed
 warnings.filterwarnings("ignore", message="IProgress not found")
@@ -29,10 +30,12 @@ FIG_DIR = os.environ.get("BGMM_FIG_DIR")  # optional: also write every figure as
 
 
 def show(fig, name):
+    # embed the figure in the cell's output whatever the backend and whether pyplot
+    # manages it (arviz-plots' figures); optionally also save FIG_DIR/name.png
     if FIG_DIR:
         os.makedirs(FIG_DIR, exist_ok=True)
         fig.savefig(os.path.join(FIG_DIR, name + ".png"), dpi=110, bbox_inches="tight")
-    plt.show()
+    display(fig)
     plt.close(fig)
 
 
