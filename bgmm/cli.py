@@ -61,8 +61,9 @@ def demo(args) -> int:
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained",
-                             gridspec_kw={"width_ratios": [1.6, 1]})
+    # wide: the mixture's legend sits right of its panel
+    fig, axes = plt.subplots(1, 2, figsize=(14.5, 5), layout="constrained",
+                             gridspec_kw={"width_ratios": [1.8, 1]})
     plot_mixture(gm, df, ax=axes[0], feature_names=["eruption duration (min)",
                                                     "waiting time to next eruption (min)"],
                  title=f"Old Faithful: {k}-component {ct} mixture (BIC {bic:.1f})")
@@ -209,8 +210,8 @@ def fit(args) -> int:
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
         plot_density_1d(gm, df, ax=axes[0], feature_name=names[0])
     else:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained",
-                                 gridspec_kw={"width_ratios": [1.6, 1]})
+        fig, axes = plt.subplots(1, 2, figsize=(14.5, 5), layout="constrained",
+                                 gridspec_kw={"width_ratios": [1.8, 1]})
         plot_mixture(gm, df, ax=axes[0], features=(0, 1))
     plot_em_trace(gm, ax=axes[1])
     fig.savefig(png, dpi=120)

@@ -29,13 +29,33 @@ def _feature_names(gm, names):
     return [f"x{j}" for j in range(gm.means_.shape[1])]
 
 
+def _hdr_levels(dens, cell_area, probs):
+    """Density thresholds whose super-level sets hold ``probs`` of the mass on the grid.
+
+    dens: density values on a regular grid; cell_area: area of one grid cell. The mass is
+    normalised by the grid's total (the grid covers the data with a margin). Returns the
+    thresholds in the order of ``probs``.
+    """
+    d = np.sort(np.asarray(dens, np.float64).ravel())[::-1]
+    mass = np.cumsum(d) * cell_area
+    mass /= mass[-1]
+    idx = np.minimum(np.searchsorted(mass, probs), d.size - 1)
+    return d[idx]
+
+
 def plot_mixture(gm, X, *, ax=None, features=(0, 1), feature_names=None, contours=True,
-                 ellipses=True, soft=True, n_std=(1.0, 2.0), grid_size=150, title=None):
+                 ellipses=True, soft=True, n_std=(1.0, 2.0), grid_size=150, title=None,
+                 hdr_probs=(0.5, 0.8, 0.95), legend_loc="outside"):
     """Data coloured by cluster, density contours and component ellipses (2-D views).
 
     gm: fitted :class:`bgmm.GaussianMixture`; X: (n_samples, n_features) data; features:
     the two columns to draw (the density is the fitted mixture's marginal over them);
-    soft: shade points by their largest responsibility (uncertain points look pale).
+    soft: shade points by their largest responsibility (uncertain points look pale);
+    contours: draw the highest-density regions of the fitted density holding ``hdr_probs``
+    of its mass (labelled in percent); ellipses: each component's ``n_std`` standard
+    deviation ellipses (solid, then dashed), its mean marked by a cross; legend_loc:
+    ``"outside"`` (right of the axes, never over the data; use a ``constrained`` layout or
+    ``bbox_inches="tight"``), a matplotlib ``loc`` inside the axes, or None for no legend.
     """
     import matplotlib.colors as mcolors
     from matplotlib.patches import Ellipse
@@ -67,19 +87,41 @@ def plot_mixture(gm, X, *, ax=None, features=(0, 1), feature_names=None, contour
             diff = pts - m
             sol = np.linalg.solve(c, diff.T).T
             dens += wk * np.exp(-0.5 * np.sum(diff * sol, 1)) / (2 * np.pi * np.sqrt(np.linalg.det(c)))
-        ax.contour(xx, yy, dens.reshape(xx.shape), levels=8, colors="0.35", linewidths=0.7,
-                   alpha=0.8)
+        probs = np.sort(np.asarray(hdr_probs, np.float64))[::-1]  # increasing thresholds
+        levels = _hdr_levels(dens, (gx[1] - gx[0]) * (gy[1] - gy[0]), probs)
+        keep = np.concatenate([[True], np.diff(levels) > 0])  # contour needs increasing levels
+        cs = ax.contour(xx, yy, dens.reshape(xx.shape), levels=levels[keep], colors="0.3",
+                        linewidths=0.8, alpha=0.9, zorder=2)
+        ax.clabel(cs, fmt={lv: f"{p:.0%}" for lv, p in zip(levels[keep], probs[keep])},
+                  fontsize=8, inline=True)
     if ellipses:
         for k, (m, c) in enumerate(zip(means, covs)):
             vals, vecs = np.linalg.eigh(c)
             angle = np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))
-            for s in n_std:
+            for s, ls in zip(n_std, ["-", "--", ":", "-."] * len(n_std)):
                 ax.add_patch(Ellipse(m, 2 * s * np.sqrt(vals[1]), 2 * s * np.sqrt(vals[0]),
-                                     angle=angle, fill=False, lw=1.5, color=colors[k]))
-            ax.plot(*m, marker="x", color="k", ms=8, mew=2)
-    handles = [ax.scatter([], [], color=colors[k], s=20, label=f"component {k} (w={w[k]:.2f})")
+                                     angle=angle, fill=False, lw=1.6, ls=ls, color=colors[k],
+                                     zorder=3))
+            ax.plot(*m, marker="x", color="k", ms=8, mew=2, ls="", zorder=4)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", ls="", color=colors[k], ms=5,
+                      label=f"component {k} (weight {w[k]:.2f})")
                for k in range(gm.n_components)]
-    ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.8)
+    if ellipses:
+        styles = ", ".join(f"{s:g} sd {name}" for s, name in
+                           zip(n_std, ["solid", "dashed", "dotted", "dash-dot"] * len(n_std)))
+        handles.append(Line2D([], [], color="0.3", ls="-", lw=1.6, marker="x", mec="k", mew=2,
+                              ms=7, label=f"component mean (x) and\nellipses: {styles}"))
+    if contours:
+        pct = "/".join(f"{p:.0%}"[:-1] for p in sorted(hdr_probs))
+        handles.append(Line2D([], [], color="0.3", lw=0.8,
+                              label=f"{pct}% highest-density\nregions of the mixture"))
+    if legend_loc == "outside":
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0.0, fontsize="small", frameon=False)
+    elif legend_loc is not None:
+        ax.legend(handles=handles, loc=legend_loc, fontsize="small", framealpha=0.85)
     ax.set_xlabel(names[i])
     ax.set_ylabel(names[j])
     ax.set_title(title or f"{gm.n_components}-component {gm.covariance_type} Gaussian mixture")
@@ -113,19 +155,29 @@ def plot_density_1d(gm, x, *, ax=None, bins=40, feature_name=None, components=Tr
     return ax
 
 
-def plot_em_trace(gm, *, ax=None):
-    """EM's objective per iteration (mean log-likelihood, or log-posterior for MAP)."""
+def plot_em_trace(gm, *, ax=None, label=None, **line_kwargs):
+    """EM's objective per iteration (mean log-likelihood, or log-posterior for MAP).
+
+    The kept restart's trace (``gm.lower_bounds_``). label: legend entry (call again on the
+    same ``ax`` to compare fits, e.g. two initialisations); line_kwargs go to ``ax.plot``.
+    """
     ax = _axes(ax)
     trace = np.asarray(gm.lower_bounds_)
     from matplotlib.ticker import MaxNLocator
 
-    ax.plot(np.arange(1, len(trace) + 1), trace, marker="o", ms=3)
+    line_kwargs.setdefault("marker", "o")
+    line_kwargs.setdefault("ms", 3)
+    ax.plot(np.arange(1, len(trace) + 1), trace, label=label, **line_kwargs)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("EM iteration")
     what = "mean log-posterior" if gm.prior is not None else "mean log-likelihood"
     ax.set_ylabel(f"{what} per sample")
-    ax.set_title(f"EM objective ({'converged' if gm.converged_ else 'not converged'} after "
-                 f"{gm.n_iter_} iterations)")
+    if label is None:
+        ax.set_title(f"EM {'converged' if gm.converged_ else 'did not converge'} in "
+                     f"{gm.n_iter_} iterations")
+    else:
+        ax.set_title("EM objective per iteration")
+        ax.legend(fontsize="small")
     return ax
 
 
@@ -181,7 +233,7 @@ def plot_assignment_uncertainty(gm, X, *, ax=None, features=(0, 1), feature_name
     k = resp.shape[1]
     if kind == "entropy":
         value, vmax = _entropy(resp), np.log(k)
-        label = f"entropy of {source} membership probabilities (nats; max log K = {vmax:.2f})"
+        label = f"entropy of {source} membership probabilities (nats)"
     elif kind == "max_prob":
         value, vmax = 1.0 - resp.max(1), 1.0 - 1.0 / k
         label = f"1 - largest {source} membership probability"
@@ -189,7 +241,7 @@ def plot_assignment_uncertainty(gm, X, *, ax=None, features=(0, 1), feature_name
         width = np.asarray(r["upper"].values - r["lower"].values, np.float64)
         value, vmax = width.max(1), 1.0
         ci = float(r.attrs.get("ci_prob", posterior.attrs.get("ci_prob", 0.94)))
-        label = f"widest {ci:.0%} posterior interval of a membership probability"
+        label = f"width of the {ci:.0%} posterior interval of membership"
     order = np.argsort(value)  # most uncertain points drawn last, on top
     sc = ax.scatter(X[order, i], X[order, j], c=value[order], cmap=cmap, vmin=0.0, vmax=vmax,
                     s=16, edgecolors="none")

@@ -12,24 +12,30 @@ HERE = Path(__file__).resolve().parent
 
 SETUP = """%matplotlib inline
 import os
-import warnings  # noqa: F401
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd  # noqa: F401
+from IPython.display import display
 
-import bgmm
-from bgmm import plotting
+# NumPyro's progress bar imports tqdm.auto, which warns when ipywidgets is not installed
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+import bgmm  # noqa: E402
+from bgmm import plotting  # noqa: E402
 
 FAST = os.environ.get("BGMM_FAST", "0") not in ("", "0")  # the test suite sets BGMM_FAST=1
 FIG_DIR = os.environ.get("BGMM_FIG_DIR")  # optional: also write every figure as PNG
 
 
 def show(fig, name):
+    # embed the figure in the cell's output whatever the backend and whether pyplot
+    # manages it (arviz-plots' figures); optionally also save FIG_DIR/name.png
     if FIG_DIR:
         os.makedirs(FIG_DIR, exist_ok=True)
         fig.savefig(os.path.join(FIG_DIR, name + ".png"), dpi=110, bbox_inches="tight")
-    plt.show()
+    display(fig)
     plt.close(fig)
 
 
@@ -43,6 +49,8 @@ def nb(cells):
                                   "language": "python"}
     out.cells = [new_markdown_cell(c[3:]) if c.startswith("md:") else new_code_cell(c)
                  for c in cells]
+    for i, cell in enumerate(out.cells):
+        cell.id = f"cell-{i:02d}"  # stable ids: regenerating gives no spurious diff
     return out
 
 
@@ -73,7 +81,7 @@ pd.DataFrame({"weight": gm.weights_,
     "largest responsibility. Grey lines: contours of the fitted density; coloured "
     "ellipses: 1 and 2 standard deviations of each component.",
     """labels = ["eruption duration (min)", "waiting time to next eruption (min)"]
-fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
+fig, ax = plt.subplots(figsize=(9.5, 5), layout="constrained")
 plotting.plot_mixture(gm, faithful, ax=ax, feature_names=labels,
                       title="Old Faithful: 2-component full-covariance mixture (EM)")
 show(fig, "01_mixture")""",
@@ -87,11 +95,14 @@ table.iloc[uncertain].round(3)""",
     """fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
 plotting.plot_assignment_uncertainty(gm, faithful, ax=axes[0], feature_names=labels,
                                      kind="entropy")
-axes[1].hist(resp.max(1), bins=30, color="C0", edgecolor="white")
-axes[1].set_xlabel("largest responsibility of an eruption")
-axes[1].set_ylabel("number of eruptions")
-axes[1].set_yscale("log")
-axes[1].set_title("Most eruptions are assigned with near certainty")
+k_short = int(np.argmin(gm.means_[:, 0]))  # the component of short eruptions
+axes[1].scatter(faithful["eruptions"], resp[:, k_short], c=[f"C{k}" for k in resp.argmax(1)],
+                s=14, alpha=0.7)
+axes[1].axhline(0.5, color="0.5", lw=0.8, ls=":")
+axes[1].set_xlabel(labels[0])
+axes[1].set_ylabel(f"responsibility of component {k_short} (short eruptions)")
+axes[1].set_ylim(-0.03, 1.03)
+axes[1].set_title("Membership switches within a narrow band of durations")
 show(fig, "01_uncertainty")""",
     "md:## New data from the fitted model\n`sample` returns draws and their components.",
     """Xs, zs = gm.sample(500)
@@ -107,12 +118,21 @@ for a in axes:
     a.set_xlabel(labels[0])
 axes[0].set_ylabel(labels[1])
 show(fig, "01_sample")""",
-    "md:## EM's objective per iteration\nEM never decreases the log-likelihood; the "
-    "trace shows how quickly it converged (restart kept: the best of five).",
-    """fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-plotting.plot_em_trace(gm, ax=ax)
+    "md:## EM's objective per iteration\nEM never decreases the log-likelihood. From the "
+    "k-means start (the default) it converges in a few iterations. From random "
+    "responsibilities both components start near the overall mean: EM creeps along a "
+    "plateau before the components separate. With the default `tol=1e-3` it would stop on "
+    "that plateau (one reason for k-means starts and several restarts), so this fit uses "
+    "`tol=1e-8`.",
+    """gm_random = bgmm.GaussianMixture(n_components=2, covariance_type="full", n_init=1,
+                                 init_params="random", tol=1e-8, random_state=1).fit(faithful)
+fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+plotting.plot_em_trace(gm, ax=ax, label=f"k-means start ({gm.n_iter_} iterations)")
+plotting.plot_em_trace(gm_random, ax=ax, ls="--",
+                       label=f"random start, tol=1e-8 ({gm_random.n_iter_} iterations)")
 show(fig, "01_em_trace")
-assert np.all(np.diff(gm.lower_bounds_) >= -1e-9)""",
+for fit in (gm, gm_random):
+    assert np.all(np.diff(fit.lower_bounds_) >= -1e-9)""",
     "md:## One dimension: eruption durations\nThe mixture density over a histogram of the "
     "data, with each weighted component.",
     """durations = faithful[["eruptions"]]
@@ -148,7 +168,7 @@ labels = ["eruption duration (min)", "waiting time to next eruption (min)"]
 gm = bgmm.GaussianMixture(n_components=2, covariance_type="full", prior="default",
                           n_init=5, random_state=0).fit(faithful)
 if FAST:
-    run = dict(num_chains=2, num_warmup=150, num_samples=150)
+    run = dict(num_chains=2, num_warmup=100, num_samples=100)
 else:
     run = dict(num_chains=4, num_warmup=1000, num_samples=1000)
 post = gm.sample_posterior(faithful, seed=0, **run)
@@ -172,12 +192,16 @@ summary.round(3)""",
     show(fig, name)
 
 
-arviz_figure(bgmm.inference.plot_trace(post, var_names=["weights", "means"]), "02_trace",
-             "Trace of every chain (weights; means in minutes)")""",
-    "md:Rank plots: the fractional-rank ECDF of each chain minus the uniform one, with a "
-    "simultaneous envelope. Chains that sample the same distribution stay inside it.",
+# thin, translucent lines: with 1000 draws per chain thick ones merge into a block
+arviz_figure(bgmm.inference.plot_trace(post, var_names=["weights", "means"],
+                                       visuals={"trace": {"linewidth": 0.5, "alpha": 0.7}}),
+             "02_trace", "Trace of every chain after warm-up (weights; means in minutes)")""",
+    "md:Rank plots: the fractional-rank ECDF of each chain minus the uniform CDF. Chains "
+    "that sample the same distribution stay near zero; each panel prints the p value of "
+    "ArviZ's multi-chain uniformity test (small p: the chains disagree) and highlights the "
+    "ranks that contribute most to a deviation.",
     """arviz_figure(bgmm.inference.plot_rank(post, var_names=["weights", "means"]), "02_rank",
-             "Rank ECDF differences per chain")""",
+             "Fractional-rank ECDF minus the uniform CDF, per chain")""",
     "md:## EM versus the posterior\nThe MAP estimate from EM (under the same prior) beside "
     "the posterior mean, sd and 94% interval. For this well-separated mixture EM sits "
     "in the middle of the posterior; the Laplace approximation at the mode is close too.",
@@ -208,7 +232,7 @@ std = Standardizer.fit(faithful.to_numpy(), None, "full")
 xs = std.transform(faithful.to_numpy())
 em_std = gm._params_std  # the EM fit in the same standardised units
 swapped = GMMParams(em_std.weights[::-1], em_std.means[::-1], em_std.covariances[::-1], None)
-n_draws = 100 if FAST else 500
+n_draws = 60 if FAST else 500
 with precision_scope("float64"):
     model = partial(bgmm.marginal_model, n_components=2, covariance_type="full")
     kwargs = dict(x=jax.numpy.asarray(xs),
@@ -260,6 +284,8 @@ show(fig, "02_membership")""",
 plotting.plot_ppc(post, num_draws=40, ax=axes)
 for a, lab in zip(axes, labels):
     a.set_xlabel(lab)
+    a.set_title(f"marginal of {lab.split(' (')[0]}", fontsize=10)
+axes[2].set_xlabel(labels[0])
 axes[2].set_ylabel(labels[1])
 show(fig, "02_ppc")""",
     "md:## Saving the posterior\nThe whole DataTree (posterior, diagnostics, EM "
@@ -302,6 +328,11 @@ table[["log_likelihood", "n_parameters", "bic", "aic", "icl", "converged", "vali
         lo = table[crit].min()
         a.set_ylim(lo - 0.1 * zoom, lo + zoom)  # models above the range are clearly worse
     names = [("chosen model" if n.startswith("chosen") else n) for n in names]
+    if not table["valid"].all():  # explain the open markers
+        from matplotlib.lines import Line2D
+
+        handles = handles + [Line2D([], [], marker="o", ls="", mfc="none", mec="0.3", ms=8)]
+        names = names + ["open: degenerate or not converged (never chosen)"]
     fig.legend(handles, names, loc="outside lower center", ncol=len(names),
                title="covariance type")
     fig.suptitle(title)
@@ -311,16 +342,16 @@ table[["log_likelihood", "n_parameters", "bic", "aic", "icl", "converged", "vali
 fig = criteria_figure(study, "Old Faithful: criteria against K (y axis zoomed on the best "
                              "models; K=1 and spherical lie above)")
 show(fig, "03_criteria_faithful")""",
-    "md:## PSIS-LOO with ArviZ\nSample K = 2 and K = 3 (full covariances) with NUTS, "
-    "then compare their expected log predictive density estimated by Pareto-smoothed "
-    "importance sampling leave-one-out. `elpd` higher is better; `dse` is the standard "
+    "md:## PSIS-LOO with ArviZ\nSample K = 2 and K = 3 (full covariances) with NUTS "
+    "under bgmm's default prior, the chains started at the grid's EM fits, then compare "
+    "their expected log predictive density estimated by Pareto-smoothed importance "
+    "sampling leave-one-out. `elpd` higher is better; `dse` is the standard "
     "error of the difference; Pareto k above the threshold flags unreliable estimates.",
-    """nuts = dict(num_chains=2, num_warmup=150, num_samples=150) if FAST else \\
+    """nuts = dict(num_chains=2, num_warmup=100, num_samples=100) if FAST else \\
     dict(num_chains=4, num_warmup=1000, num_samples=1000)
 trees = {}
 for k in (2, 3):
-    gm_k = bgmm.GaussianMixture(k, covariance_type="full", prior="default", n_init=5,
-                                random_state=0).fit(faithful)
+    gm_k = study.get_model(k, "full")  # the ML fit from the grid: no refit
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # K=3 overfits: reported in the diagnostics below
         trees[f"K={k} full"] = gm_k.sample_posterior(
@@ -336,14 +367,21 @@ loo_table[["rank", "elpd", "se", "elpd_diff", "dse", "p", "weight", "looic",
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
 for a, (name, tree) in zip(axes, trees.items()):
-    loo = az.loo(tree, pointwise=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # high Pareto k: drawn in red below
+        loo = az.loo(tree, pointwise=True)
     k_hat = np.asarray(loo.pareto_k).ravel()
-    a.scatter(np.arange(k_hat.size), k_hat, s=10, color="C0")
-    a.axhline(loo.good_k, color="C3", ls="--", label=f"threshold {loo.good_k:.2f}")
-    a.set_xlabel("observation")
-    a.set_ylabel("Pareto k")
+    high = k_hat > loo.good_k
+    obs = np.arange(k_hat.size)
+    a.scatter(obs[~high], k_hat[~high], s=10, color="C0", label="observation")
+    a.scatter(obs[high], k_hat[high], s=18, color="C3",
+              label=f"above the threshold ({high.sum()})")
+    a.axhline(loo.good_k, color="C3", ls="--", lw=1, label=f"threshold k = {loo.good_k:.2f}")
+    a.set_ylim(min(k_hat.min(), 0) - 0.05, max(k_hat.max(), loo.good_k) + 0.3)  # legend room
+    a.set_xlabel("observation (row of the data)")
+    a.set_ylabel("Pareto shape k of the PSIS weights")
     a.set_title(f"{name}: elpd_loo {loo.elpd:.1f} (se {loo.se:.1f})", fontsize=10)
-    a.legend(loc="upper right")
+    a.legend(loc="upper right", ncol=3, fontsize="small")
 show(fig, "03_pareto_k")""",
     "md:## The sparse overfitted mixture\nFit more components than needed with a sparse "
     "Dirichlet prior on the weights (concentration 0.05): superfluous components empty "
@@ -351,7 +389,7 @@ show(fig, "03_pareto_k")""",
     "number of clusters.",
     """sparse = bgmm.sparse_mixture_k(
     faithful, max_components=5 if FAST else 8, weight_concentration=0.05,
-    num_warmup=150 if FAST else 1000, num_samples=150 if FAST else 1000,
+    num_warmup=150 if FAST else 500, num_samples=150 if FAST else 500,
     num_chains=2, random_state=0)
 print(sparse)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
@@ -384,7 +422,10 @@ fig = criteria_figure(iris_study, "iris: criteria against K (y axis zoomed on th
                                   "models)", zoom=400)
 show(fig, "03_criteria_iris")
 iris_study.pivot("bic").round(1)""",
-    "md:How does the BIC choice compare with the species? (The species are not used "
+    "md:Open markers are fits in which a component collapsed onto a few points (iris "
+    "has many tied measurements): the likelihood is unbounded there, so such fits look "
+    "best by every criterion but are flagged and never chosen.\n\n"
+    "How does the BIC choice compare with the species? (The species are not used "
     "to fit.)",
     """from sklearn.metrics import adjusted_rand_score
 
@@ -395,7 +436,7 @@ crosstab = pd.crosstab(iris.target_names[iris.target], best.predict(X_iris),
 
 print(f"adjusted Rand index vs species: {adjusted_rand_score(iris.target, best.predict(X_iris)):.3f}")
 crosstab""",
-    """fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
+    """fig, ax = plt.subplots(figsize=(9.5, 5), layout="constrained")
 plotting.plot_mixture(best, X_iris, ax=ax, features=(2, 3),
                       title=f"iris: BIC choice K={k} {ct} (petal measurements)")
 show(fig, "03_iris_mixture")""",

@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 from scipy.stats import entropy, norm  # noqa: E402
@@ -33,8 +34,36 @@ def test_plot_mixture_returns_ax_and_labels(fitted):
     assert plotting.plot_mixture(gm, df, ax=ax) is ax
     assert ax.get_xlabel() == "eruptions" and ax.get_ylabel() == "waiting"
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert len(texts) == 2 and all("component" in t for t in texts)
+    assert [t for t in texts if t.startswith("component ") and "weight" in t] == [
+        f"component {k} (weight {w:.2f})" for k, w in enumerate(gm.weights_)]
+    assert "component mean (x) and\nellipses: 1 sd solid, 2 sd dashed" in texts
+    assert "50/80/95% highest-density\nregions of the mixture" in texts
     assert len(ax.patches) == 2 * 2  # 1 and 2 sd ellipses per component
+
+
+def test_hdr_levels_hold_the_stated_mass():
+    # standard bivariate normal: the HDR of mass p is the disc r^2 <= -2 log(1 - p), its
+    # density threshold exp(-r^2 / 2) / (2 pi) = (1 - p) / (2 pi)
+    g = np.linspace(-8, 8, 801)
+    xx, yy = np.meshgrid(g, g)
+    dens = np.exp(-0.5 * (xx**2 + yy**2)) / (2 * np.pi)
+    probs = np.array([0.5, 0.8, 0.95])
+    levels = plotting._hdr_levels(dens, (g[1] - g[0]) ** 2, probs)
+    np.testing.assert_allclose(levels, (1 - probs) / (2 * np.pi), rtol=0.02)
+
+
+def test_plot_mixture_contours_are_hdr_levels(fitted):
+    gm, df = fitted
+    _, ax = plt.subplots()
+    plotting.plot_mixture(gm, df, ax=ax, hdr_probs=(0.5, 0.9))
+    cs = next(c for c in ax.collections if hasattr(c, "levels"))
+    # the 90% region's threshold is below the 50% one; both are densities in data units
+    assert len(cs.levels) == 2 and 0 < cs.levels[0] < cs.levels[1]
+    # sample from the fit: about 90% / 50% of draws have density above the thresholds
+    draws = pd.DataFrame(gm.sample(20000)[0], columns=df.columns)
+    dens = np.exp(gm.score_samples(draws))
+    np.testing.assert_allclose([(dens >= cs.levels[0]).mean(), (dens >= cs.levels[1]).mean()],
+                               [0.9, 0.5], atol=0.02)
 
 
 def test_plot_density_1d_matches_scipy(fitted):
@@ -56,6 +85,8 @@ def test_plot_em_trace(fitted):
     assert plotting.plot_em_trace(gm, ax=ax) is ax
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), gm.lower_bounds_)
     assert "iteration" in ax.get_xlabel()
+    plotting.plot_em_trace(gm, ax=ax, label="second", ls="--")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["second"]
 
 
 @pytest.mark.parametrize("kind", ["entropy", "max_prob"])
