@@ -1,14 +1,16 @@
 """NUTS on the marginalised mixture: gradient evaluations per second and ESS per second.
 
-    python benchmarks/bench_nuts.py                      # vectorized chains, one device
+    python benchmarks/bench_nuts.py                      # vectorized and sequential chains
     python benchmarks/bench_nuts.py --parallel 4         # + 4 chains on 4 CPU devices
 
 NumPyro NUTS on :func:`bgmm.marginal_model` with the default data-driven prior
-(float64), chains started at the EM (MAP) fit. Data: Old Faithful (272 x 2, K=2, full)
-and N=1e5 synthetic (D=2, K=3, full). Timing covers the sampling phase only (warmup
-run separately, compile excluded); gradient evaluations = sum of leapfrog steps over
-chains; ESS = the minimum over all parameters (NumPyro's ``effective_sample_size``).
-``--parallel n`` re-runs in a subprocess with
+(float64), chains started at the EM (MAP) fit, with bgmm's NUTS defaults (dense mass
+matrix for these small models, ``target_accept_prob=0.9``, as :func:`bgmm.mcmc.run_nuts`).
+Data: Old Faithful (272 x 2, K=2, full) and N=1e5 synthetic (D=2, K=3, full). Timing
+covers the sampling phase only (warmup run separately, compile excluded); gradient
+evaluations = sum of leapfrog steps over chains; ESS = the minimum over all parameters
+(NumPyro's ``effective_sample_size``). ``--methods`` lists the chain methods run on one
+device; ``--parallel n`` re-runs in a subprocess with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=n`` and ``chain_method="parallel"``.
 """
 
@@ -44,7 +46,8 @@ def run(name, x, k, chains, method, warmup, samples):
     prior = resolve_prior(GMMPrior(), x, k, ct)
     init = dict(weights=gm.weights_, means=gm.means_, covariances=gm.covariances_)
     with jax.enable_x64(True):
-        kernel = NUTS(bgmm.marginal_model, init_strategy=init_to_value(values=init))
+        kernel = NUTS(bgmm.marginal_model, init_strategy=init_to_value(values=init),
+                      dense_mass=True, target_accept_prob=0.9)
         mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains,
                     chain_method=method, progress_bar=False)
         kw = dict(x=jnp.asarray(x), n_components=k, covariance_type=ct, prior=prior)
@@ -68,7 +71,8 @@ def run(name, x, k, chains, method, warmup, samples):
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--chains", type=int, default=4)
-    ap.add_argument("--method", default="vectorized")
+    ap.add_argument("--methods", default="vectorized,sequential",
+                    help="comma-separated chain methods run on one device")
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--samples", type=int, default=300)
     ap.add_argument("--big-n", type=float, default=1e5)
@@ -77,16 +81,21 @@ def main(argv=None):
     ap.add_argument("--no-header", action="store_true")
     a = ap.parse_args(argv)
     if not a.no_header:
-        print(f"# machine: {machine()}")
+        print(f"# machine: {machine()}; {jax.local_device_count()} device(s)")
         print(f"{'data':22} {'N':>7} {'ch':>3} {'method':10} | {'time s':>8} {'grad/s':>10} "
               f"{'ms/step':>9} | {'min ESS':>8} {'ESS/s':>8}")
-    run("Old Faithful K=2", bgmm.load_faithful(), 2, a.chains, a.method, a.warmup, a.samples)
+    methods = [m for m in a.methods.split(",") if m]
     big = mixture_data(int(a.big_n), 2, 3, seed=2)
-    run("synthetic D=2 K=3", big, 3, a.chains, a.method, a.big_samples, a.big_samples)
+    for method in methods:
+        if method == "parallel" and jax.local_device_count() < a.chains:
+            print(f"# skip parallel: {jax.local_device_count()} device(s) < {a.chains} chains")
+            continue
+        run("Old Faithful K=2", bgmm.load_faithful(), 2, a.chains, method, a.warmup, a.samples)
+        run("synthetic D=2 K=3", big, 3, a.chains, method, a.big_samples, a.big_samples)
     if a.parallel:
         env = dict(os.environ,
                    XLA_FLAGS=f"--xla_force_host_platform_device_count={a.parallel}")
-        subprocess.run([sys.executable, __file__, "--no-header", "--method", "parallel",
+        subprocess.run([sys.executable, __file__, "--no-header", "--methods", "parallel",
                         "--chains", str(a.parallel), "--warmup", str(a.warmup),
                         "--samples", str(a.samples), "--big-n", str(a.big_n),
                         "--big-samples", str(a.big_samples)], env=env, check=True)
