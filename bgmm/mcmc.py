@@ -167,6 +167,8 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
         raise ValueError(f"ci_prob must lie in (0, 1), got {ci_prob!r}")
     if not (np.isfinite(jitter) and jitter >= 0):
         raise ValueError(f"jitter must be a finite number >= 0, got {jitter!r}")
+    if not (isinstance(dense_mass, bool) or dense_mass == "auto"):
+        raise ValueError(f"dense_mass must be True, False or 'auto', got {dense_mass!r}")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"x must be a 2-D array (n_samples, n_features), got shape {x.shape}")
@@ -211,8 +213,6 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
         progress_bar = n * (num_warmup + num_samples) * num_chains > 2e7
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    if not (isinstance(dense_mass, bool) or dense_mass == "auto"):
-        raise ValueError(f"dense_mass must be True, False or 'auto', got {dense_mass!r}")
 
     key = jax.random.PRNGKey(int(seed) % (2**31))
     with precision_scope(dtype):

@@ -89,6 +89,8 @@ def test_bad_arguments_raise(faithful):
         run_nuts(x, prior="flat", **kw)
     with pytest.raises(ValueError, match="target_accept_prob"):
         run_nuts(x, target_accept_prob=1.5, **kw)
+    with pytest.raises(ValueError, match="dense_mass"):
+        run_nuts(x, dense_mass="full", **kw)
 
 
 def _em_tuple(x):
@@ -123,6 +125,10 @@ def test_datatree_groups_dims_shapes(faithful_diag, faithful):
     for name in ("diverging", "energy", "n_steps", "acceptance_rate", "lp"):
         assert tree["sample_stats"][name].shape == (4, 500)
     assert tree.attrs["prior_source"].startswith("estimator")
+    # K - 1 stick-breaking weights + K*D means + K*D log-variances: a small model, so the
+    # "auto" mass matrix is dense
+    assert tree.attrs["n_unconstrained_parameters"] == 1 + 2 * d + 2 * d
+    assert tree.attrs["dense_mass"] == 1
     # weights on the simplex, covariances positive: the draws are in the model's support
     np.testing.assert_allclose(post["weights"].values.sum(-1), 1.0, atol=1e-10)
     assert np.all(post["covariances"].values > 0)
