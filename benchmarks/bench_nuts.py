@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import warnings
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import load, machine, mixture_data  # noqa: E402
 
 import bgmm  # noqa: E402
-from bgmm.priors import GMMPrior, resolve_prior  # noqa: E402
+from bgmm.priors import GMMPrior, as_arrays, resolve_prior  # noqa: E402
 
 
 def run(name, x, k, chains, method, warmup, samples):
@@ -46,16 +47,20 @@ def run(name, x, k, chains, method, warmup, samples):
     prior = resolve_prior(GMMPrior(), x, k, ct)
     init = dict(weights=gm.weights_, means=gm.means_, covariances=gm.covariances_)
     with jax.enable_x64(True):
-        kernel = NUTS(bgmm.marginal_model, init_strategy=init_to_value(values=init),
+        # data and prior as arguments of the compiled sampler (jit_model_args, as run_nuts):
+        # without it NumPyro cannot cache the sampling program (array keyword arguments) and
+        # every run() recompiles, which swamped the timings of earlier versions of this script
+        model = partial(bgmm.marginal_model, n_components=k, covariance_type=ct)
+        kernel = NUTS(model, init_strategy=init_to_value(values=init),
                       dense_mass=True, target_accept_prob=0.9)
         mcmc = MCMC(kernel, num_warmup=warmup, num_samples=samples, num_chains=chains,
-                    chain_method=method, progress_bar=False)
-        kw = dict(x=jnp.asarray(x), n_components=k, covariance_type=ct, prior=prior)
+                    chain_method=method, progress_bar=False, jit_model_args=True)
+        kw = dict(x=jnp.asarray(x), prior=as_arrays(prior, jnp.float64))
         mcmc.warmup(jax.random.PRNGKey(0), extra_fields=("num_steps",), **kw)
-        t = time.perf_counter()
+        # the first run() after warmup compiles the sampling loop: time a second one
+        mcmc.post_warmup_state = mcmc.last_state
         mcmc.run(jax.random.PRNGKey(1), extra_fields=("num_steps",), **kw)
         jax.block_until_ready(mcmc.get_samples())
-        # the first run() after warmup compiles the sampling loop: time a second one
         mcmc.post_warmup_state = mcmc.last_state
         t = time.perf_counter()
         mcmc.run(jax.random.PRNGKey(2), extra_fields=("num_steps",), **kw)
