@@ -21,8 +21,10 @@ permutation that minimises a distance to the EM components. Chains that sit in a
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
+from collections import OrderedDict
 from functools import partial
 
 import jax
@@ -39,6 +41,10 @@ from .priors import GMMPrior, as_arrays, resolve_prior, standardize_prior
 
 CHAIN_METHODS = ("vectorized", "parallel", "sequential")
 SITES = ("weights", "means", "covariances")
+# "auto" mass matrix: dense up to this many unconstrained parameters (K=3, D=2 full: 17;
+# K=8, D=4 full: 119), diagonal above (the dense metric's O(p^2) per step and its
+# estimation from the warmup draws stop being cheap)
+DENSE_MASS_MAX_DIM = 200
 
 
 class DivergenceWarning(UserWarning):
@@ -92,8 +98,8 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
              sample_weight=None, num_chains: int = 4, num_warmup: int = 1000,
              num_samples: int = 1000, seed: int = 0, jitter: float = 0.1,
              chain_method: str | None = None, progress_bar: bool | None = None,
-             target_accept_prob: float = 0.8, max_tree_depth: int = 10,
-             dtype: str = "float64", log_likelihood: bool = True,
+             target_accept_prob: float = 0.9, max_tree_depth: int = 10,
+             dense_mass: bool | str = "auto", dtype: str = "float64", log_likelihood: bool = True,
              posterior_predictive: bool = True, responsibilities: bool = True,
              laplace: bool = False, ci_prob: float = 0.94, feature_names=None,
              mode_threshold: float = 1.0, _prior_source: str | None = None,
@@ -119,7 +125,19 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
     chain_method : "vectorized" (default on one device), "parallel" (default when there are
         at least ``num_chains`` devices) or "sequential".
     progress_bar : NumPyro's progress bar; None shows it only for long runs.
-    target_accept_prob, max_tree_depth : NUTS settings.
+    target_accept_prob, max_tree_depth : NUTS settings. The default acceptance target is
+        0.9 rather than NumPyro's 0.8: a component with little data (an over-fitted K) has
+        a prior-dominated, funnel-shaped posterior (its mean's scale follows its covariance)
+        where step sizes tuned to the bulk diverge; on Old Faithful with K=3 full the smaller
+        step removed all divergences and brought R-hat from 1.015 to 1.005 for ~1.6x the
+        gradient evaluations per draw.
+    dense_mass : adapt a dense (True) or diagonal (False) mass matrix during warmup;
+        "auto" (default) is dense when the model has at most ``DENSE_MASS_MAX_DIM`` (200)
+        unconstrained parameters. The mixture posterior is strongly correlated (a weight
+        with the means and covariances of its component; a mean with its covariance under
+        the conjugate prior), which a diagonal metric cannot undo; a dense one costs
+        O(p^2) per leapfrog step and an O(p^3) Cholesky per adaptation window, negligible
+        next to the gradient for p in the low hundreds.
     dtype : "float64" (default) or "float32", used only inside this call.
     log_likelihood, posterior_predictive, responsibilities, laplace : which groups to add
         (``laplace`` is off by default: compiling the Hessian costs tens of seconds on a CPU).
@@ -149,6 +167,8 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
         raise ValueError(f"ci_prob must lie in (0, 1), got {ci_prob!r}")
     if not (np.isfinite(jitter) and jitter >= 0):
         raise ValueError(f"jitter must be a finite number >= 0, got {jitter!r}")
+    if not (isinstance(dense_mass, bool) or dense_mass == "auto"):
+        raise ValueError(f"dense_mass must be True, False or 'auto', got {dense_mass!r}")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"x must be a 2-D array (n_samples, n_features), got shape {x.shape}")
@@ -204,10 +224,14 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
         model_kwargs = dict(x=xs, prior=prior_s, sample_weight=ws)
         init_u = chain_inits(model, model_kwargs, ref_s, num_chains, jitter,
                              jax.random.fold_in(key, 1))
-        draws_s, stats, timing = _nuts(model, model_kwargs, init_u, num_chains, num_warmup,
-                                       num_samples, chain_method, progress_bar,
-                                       target_accept_prob, max_tree_depth,
-                                       jax.random.fold_in(key, 0))
+        n_unconstrained = sum(int(np.prod(v.shape[1:])) for v in jax.tree.leaves(init_u))
+        dense = n_unconstrained <= DENSE_MASS_MAX_DIM if dense_mass == "auto" else dense_mass
+        _, mcmc, lock = _sampler(k, ct, num_chains, num_warmup, num_samples, chain_method,
+                                 progress_bar, target_accept_prob, max_tree_depth, dense,
+                                 (n, d, dtype, w is not None))
+        with lock:
+            draws_s, stats, timing = _nuts(mcmc, model_kwargs, init_u, num_chains,
+                                           num_samples, jax.random.fold_in(key, 0))
         draws_s = {s: np.asarray(v, np.float64) for s, v in draws_s.items()}
         tick = time.perf_counter()
         perm = relabel_permutations(draws_s, ref_s, ct)
@@ -242,6 +266,7 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
         "num_warmup": num_warmup, "num_samples": num_samples, "seed": int(seed),
         "jitter": float(jitter), "chain_method": chain_method,
         "target_accept_prob": float(target_accept_prob), "max_tree_depth": int(max_tree_depth),
+        "dense_mass": int(dense), "n_unconstrained_parameters": n_unconstrained,
         "dtype": dtype, "prior_source": source,
         "sampling_units": "standardised (x - center) / scale; draws stored in data units",
         "standardizer_center": std.center.tolist(), "standardizer_scale": std.scale.tolist(),
@@ -288,21 +313,60 @@ def chain_inits(model, model_kwargs, ref_s: GMMParams, num_chains: int, jitter: 
     return jax.tree.unflatten(tree, out)
 
 
-def _nuts(model, model_kwargs, init_u, num_chains, num_warmup, num_samples, chain_method,
-          progress_bar, target_accept_prob, max_tree_depth, key):
+_SAMPLERS: OrderedDict = OrderedDict()
+_SAMPLERS_MAX = 4
+_SAMPLERS_LOCK = threading.Lock()
+
+
+def _sampler(n_components, covariance_type, num_chains, num_warmup, num_samples, chain_method,
+             progress_bar, target_accept_prob, max_tree_depth, dense_mass, data_key):
+    """The model and a NumPyro ``MCMC`` for these static settings, reused across calls.
+
+    ``jit_model_args=True`` makes the data, prior and start values arguments of the compiled
+    sampler instead of constants, so a second call with the same settings and data shapes
+    (another seed, another data set of the same shape -- ``data_key``: shape, dtype,
+    weighted or not -- as in simulation-based calibration or a warm re-run) skips
+    tracing and compiling: measured 0.5 s instead of 3.5 s for a 1-chain run on 40 points.
+    A small LRU cache; an entry holds its last run's draws until it is evicted.
+    """
     from numpyro.infer import MCMC, NUTS
 
-    kernel = NUTS(model, target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth)
-    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                chain_method=chain_method, progress_bar=progress_bar)
+    key = (n_components, covariance_type, num_chains, num_warmup, num_samples, chain_method,
+           bool(progress_bar), float(target_accept_prob), int(max_tree_depth), bool(dense_mass),
+           jax.config.jax_enable_x64, data_key)
+    with _SAMPLERS_LOCK:
+        if key in _SAMPLERS:
+            _SAMPLERS.move_to_end(key)
+            return _SAMPLERS[key]
+        model = partial(marginal_model, n_components=n_components,
+                        covariance_type=covariance_type)
+        kernel = NUTS(model, target_accept_prob=target_accept_prob,
+                      max_tree_depth=max_tree_depth, dense_mass=bool(dense_mass))
+        mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples,
+                    num_chains=num_chains, chain_method=chain_method,
+                    progress_bar=progress_bar, jit_model_args=True)
+        # an MCMC object is stateful (its last run): one caller at a time per entry
+        entry = (model, mcmc, threading.Lock())
+        _SAMPLERS[key] = entry
+        while len(_SAMPLERS) > _SAMPLERS_MAX:
+            _SAMPLERS.popitem(last=False)
+        return entry
+
+
+def _nuts(mcmc, model_kwargs, init_u, num_chains, num_samples, key):
     fields = ("num_steps", "diverging", "energy", "potential_energy", "accept_prob",
               "adapt_state.step_size")
+    if num_chains == 1:
+        # NumPyro reads init_params as one chain's values when num_chains == 1: a leading
+        # chain axis would become part of every site's shape
+        init_u = jax.tree.map(lambda a: a[0], init_u)
     # one run (warmup + sampling in one compiled program): splitting them doubles compile time
     t0 = time.perf_counter()
     mcmc.run(key, extra_fields=fields, init_params=init_u, **model_kwargs)
     samples = mcmc.get_samples(group_by_chain=True)
     jax.block_until_ready(samples)
     t2 = time.perf_counter()
+    samples = {k_: np.asarray(v) for k_, v in samples.items()}
     ef = {k_: np.asarray(v) for k_, v in mcmc.get_extra_fields(group_by_chain=True).items()}
     if num_chains == 1 or ef["num_steps"].ndim == 1:
         ef = {k_: v.reshape(num_chains, num_samples) for k_, v in ef.items()}

@@ -89,6 +89,8 @@ def test_bad_arguments_raise(faithful):
         run_nuts(x, prior="flat", **kw)
     with pytest.raises(ValueError, match="target_accept_prob"):
         run_nuts(x, target_accept_prob=1.5, **kw)
+    with pytest.raises(ValueError, match="dense_mass"):
+        run_nuts(x, dense_mass="full", **kw)
 
 
 def _em_tuple(x):
@@ -123,6 +125,10 @@ def test_datatree_groups_dims_shapes(faithful_diag, faithful):
     for name in ("diverging", "energy", "n_steps", "acceptance_rate", "lp"):
         assert tree["sample_stats"][name].shape == (4, 500)
     assert tree.attrs["prior_source"].startswith("estimator")
+    # K - 1 stick-breaking weights + K*D means + K*D log-variances: a small model, so the
+    # "auto" mass matrix is dense
+    assert tree.attrs["n_unconstrained_parameters"] == 1 + 2 * d + 2 * d
+    assert tree.attrs["dense_mass"] == 1
     # weights on the simplex, covariances positive: the draws are in the model's support
     np.testing.assert_allclose(post["weights"].values.sum(-1), 1.0, atol=1e-10)
     assert np.all(post["covariances"].values > 0)
@@ -308,9 +314,11 @@ def test_chain_starts_are_the_em_solution_jittered(faithful):
 
 
 K3_FULL = pytest.param(3, "full", marks=pytest.mark.xfail(
-    reason="measured 2026-11-23: K=3 full on Old Faithful over-fits; the third component "
-           "wanders (2192 draws relabelled, R-hat 1.014, min bulk ESS 316, 1 divergence): the "
-           "posterior, not the sampler, is the problem; it is reported (far_from_em)",
+    reason="measured 2026-11-23 (dense mass, target_accept_prob 0.9): K=3 full on Old Faithful "
+           "has an over-fitted third component whose weight spans 0.01-0.36 (1%-99%) and whose "
+           "mean moves across the gap between the two clusters; max R-hat over seeds 0-4 was "
+           "1.018, 1.005, 1.011, 1.007, 1.006 (min bulk ESS 311-757): it meets the bar for some "
+           "seeds only. Diagonal mass, 0.8: R-hat 1.014-1.025, ESS 168-316.",
     strict=False))
 
 
@@ -340,19 +348,26 @@ def _two_cluster_data(n, seed):
 
 @pytest.mark.slow
 def test_posterior_sd_shrinks_like_one_over_sqrt_n():
+    """Well-separated clusters: the posterior sd of a component mean is the closed form
+    sigma_k / sqrt(n_k) of a Gaussian mean (from the cluster's own points), so it shrinks
+    by sqrt(8) from N=400 to N=3200. Components are matched by their mean (EM may order
+    them differently at the two sizes)."""
     sds = []
     for n in (400, 3200):
         x = _two_cluster_data(n, 1)
         tree = run_nuts(x, n_components=2, covariance_type="diag", prior="default",
                         num_chains=2, num_warmup=500, num_samples=1000, seed=0,
                         posterior_predictive=False, responsibilities=False, laplace=False)
-        v = tree["posterior"]["means"].values.reshape(-1, 2)
-        sds.append(v.std(0))
-        em = tree["em_estimate"]["means"].values[:, 0]
+        order = np.argsort(tree["em_estimate"]["means"].values[:, 0])  # (-3 cluster, +3)
+        v = tree["posterior"]["means"].values.reshape(-1, 2)[:, order]
+        em = tree["em_estimate"]["means"].values[order, 0]
         # many samples per component: posterior mean within a posterior sd of the MAP
         assert np.all(np.abs(v.mean(0) - em) < v.std(0))
-    ratio = sds[0] / sds[1]
-    np.testing.assert_allclose(ratio, np.sqrt(8), rtol=0.2)
+        clusters = [x[x[:, 0] < 0, 0], x[x[:, 0] >= 0, 0]]
+        closed = np.array([c.std() / np.sqrt(c.size) for c in clusters])
+        np.testing.assert_allclose(v.std(0), closed, rtol=0.1)
+        sds.append(v.std(0))
+    np.testing.assert_allclose(sds[0] / sds[1], np.sqrt(8), rtol=0.1)
 
 
 @pytest.mark.slow
@@ -365,8 +380,11 @@ def test_simulation_based_calibration_small():
     from bgmm.model import model
 
     k, n, n_rep, n_keep = 2, 40, 60, 99
-    prior = bgmm.GMMPrior(weight_concentration=5.0, mean=np.zeros(1), mean_precision=0.05,
-                          dof=8.0, scale=np.ones(1) * 8.0)
+    # every field given: resolving only validates and broadcasts (the model itself takes a
+    # resolved prior, e.g. a (K,) concentration)
+    prior = bgmm.priors.resolve_prior(
+        bgmm.GMMPrior(weight_concentration=5.0, mean=np.zeros(1), mean_precision=0.05,
+                      dof=8.0, scale=np.ones(1) * 8.0), np.zeros((2, 1)), k, "diag")
     ranks = []
     import jax
 
