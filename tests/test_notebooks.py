@@ -53,12 +53,9 @@ def test_three_notebooks_exist_without_outputs():
                     f"{path.name}: commit notebooks with outputs stripped"
 
 
-# the quickstart (~15-25 s) runs in the default suite; the NUTS and model-comparison
-# notebooks take ~1.5 and ~3 minutes even in fast mode (compiling 2 and 3 NUTS programs
-# dominates: CPU time ~100 s and ~170 s), so they run with the slow checks (`make test-slow`)
-@pytest.mark.parametrize("path", [p if p.stem.startswith("01") else
-                                  pytest.param(p, marks=pytest.mark.slow) for p in NOTEBOOKS],
-                         ids=lambda p: p.stem)
+# all three run in the default suite (so in CI): fast mode takes ~15-25 s, ~100 s and
+# ~160 s of CPU (compiling 2 and 3 NUTS programs dominates 02 and 03)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, kernel_env, tmp_path):
     from nbclient import NotebookClient
 
