@@ -240,17 +240,17 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
     sample_weight : optional (n_samples,) non-negative weights; ``N`` in BIC is their sum.
     random_state : None, int or RandomState; every model uses the same restart seeds, so a
         model of the grid equals ``GaussianMixture(K, covariance_type=..., n_init=...,
-        random_state=...)`` fitted alone.
+        random_state=...)`` fitted alone (to round-off; see ``pad_components``).
     n_jobs : threads that trace and compile models concurrently (None: one per CPU;
         -1 likewise; 1: sequential). Compilation dominates the cost of a first study on
         small data; results do not depend on it.
     pad_components : fit every K of a covariance type with one compiled program, the
         model padded to the largest K with components of weight exactly 0 (True), or one
-        program per (K, covariance type) (False). None (default): pad when the padded
-        work is small (``padded rows * max K * n_init <= 2**23``), i.e. where compiling
-        costs more than running. Results agree to round-off either way for the
-        "kmeans" and "k-means++" initialisations (same draws); "random" and
-        "random_from_data" starts differ.
+        program per (K, covariance type) (False). Results agree to round-off either way
+        for the "kmeans" and "k-means++" initialisations (same draws); padded "random"
+        and "random_from_data" starts differ from the unpadded ones. None (default): pad
+        for "kmeans" / "k-means++" when the padded work is small (``padded rows * max K *
+        n_init <= 2**23``), i.e. where compiling costs more than running.
 
     Returns
     -------
@@ -310,8 +310,9 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
             todo.append(f)
     if todo:
         k_max = max(f.n_components for f in todo)
-        if pad_components is None:
-            pad_components = bucket_size(X.shape[0]) * k_max * n_init <= 2**23
+        if pad_components is None:  # only where the padded fit equals the unpadded one
+            pad_components = (init_params in ("kmeans", "k-means++")
+                              and bucket_size(X.shape[0]) * k_max * n_init <= 2**23)
         for f in todo:
             f.k_fit = k_max if pad_components else f.n_components
     # the first model of each program compiles it (several at once with n_jobs > 1); the
