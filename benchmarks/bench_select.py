@@ -2,11 +2,13 @@
 
 Same grid, same n_init, max_iter, tol, reg_covar and k-means initialisation on both
 sides; scikit-learn fits each model in a Python loop (its restarts are a loop too) and
-computes BIC. For bgmm each model is one compiled call (init + EM for all restarts,
-vmapped) plus one compiled scoring E-step. The script times ``bgmm.select`` on the whole
-grid cold (JAX's caches cleared: trace + compile + run, models compiled on several threads)
-and warm (programs cached: run only); compile ~ cold - warm. ``--per-model`` also times
-each model's first (compile + run) and second (run) call, sequentially.
+computes BIC. For bgmm each model is one call of one compiled program (init + EM for all
+restarts, vmapped, then the scoring E-step); by default all K of a covariance type share
+the program (K padded), and the script also times ``pad_components=False`` (one program
+per model). It times ``bgmm.select`` on the whole grid cold (JAX's caches cleared: trace +
+compile + run, programs compiled on several threads) and warm (programs cached: run only);
+compile ~ cold - warm. ``--per-model`` also times each unpadded model's first (compile +
+run) and second (run) call, sequentially.
 
     python benchmarks/bench_select.py faithful
     python benchmarks/bench_select.py synthetic --n 20000 --d 4 --true-k 4
@@ -31,9 +33,7 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 import bgmm
 from bgmm import em
 from bgmm._shell import precision_scope, restart_keys
-from bgmm.estimator import _fit_restarts
-from bgmm.init import UserInit
-from bgmm.selection import _prepare, _score_best, select
+from bgmm.selection import _fit_score_jit, _prepare, select
 
 TYPES = ("full", "tied", "diag", "spherical")
 
@@ -73,11 +73,11 @@ def time_bgmm_per_model(x, ks, n_init, max_iter, tol, reg):
             for k in ks:
                 cfg = em.EMConfig(k, ct, max_iter, False, False)
 
-                def call(ct=ct, cfg=cfg):
-                    res = _fit_restarts(keys, prep.data[ct], None, tol_j, prep.reg[ct],
-                                        UserInit(), cfg=cfg, method="kmeans")
-                    sc = _score_best(res, prep.data[ct], covariance_type=ct)
-                    return jax.block_until_ready((res, sc))
+                def call(ct=ct, cfg=cfg):  # select's program for one unpadded model
+                    data = prep.data[ct]
+                    return jax.block_until_ready(_fit_score_jit(
+                        data.x.shape[0], keys, data, None, tol_j, prep.reg[ct], None, cfg=cfg,
+                        method="kmeans"))
 
                 t = time.perf_counter()
                 call()

@@ -125,9 +125,6 @@ def _score(res: em.EMResult, data: em.Data, covariance_type: str):
     return best, loglik, entropy, min_var, n_eff
 
 
-_score_best = partial(jax.jit, static_argnames=("covariance_type",))(_score)
-
-
 def _fit_score(keys, data, prior, tol, reg, n_active, *, cfg, method):
     """One model of the grid in one program: init + EM for all restarts, then the scores
     of the best (one compile per model instead of two)."""
