@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.bgmm-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow bench lint clean
+.PHONY: demo test test-notebooks test-slow bench lint clean
 
 $(STAMP): pyproject.toml
 	@set -e; \
@@ -23,7 +23,10 @@ demo: $(STAMP)
 	$(VENV)/bin/bgmm demo --out bgmm-demo.png
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -m "not slow and not notebooks" $(PYTEST_ARGS)
+
+test-notebooks: $(STAMP)
+	$(PY) -m pytest -n 2 -m notebooks $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	@# pytest exits 5 when no test carries the marker: that is not a failure

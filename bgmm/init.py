@@ -151,6 +151,17 @@ def _global_fallback(data: Data, cfg: EMConfig) -> GMMParams:
                      cov.precision_cholesky(covs, cfg.covariance_type))
 
 
+def params_from_resp(resp, data: Data, prior, reg, cfg: EMConfig, n_active=None) -> GMMParams:
+    """Starting parameters from initial responsibilities (N, K): EM's own M-step (an empty
+    component takes the data's mean and variance). Depends on the covariance type, unlike
+    :func:`initial_resp`: ``bgmm.select`` computes the responsibilities once per data set
+    in a program shared by all covariance types and calls this in each type's program."""
+    active = None if n_active is None else jnp.arange(cfg.n_components) < n_active
+    params, _ = m_step(sufficient_stats(data, resp, cfg.covariance_type),
+                       _global_fallback(data, cfg), prior, reg, cfg, active)
+    return params
+
+
 def initial_params(key, data: Data, prior, reg, cfg: EMConfig, method: str,
                    user: UserInit | None = None, n_active=None) -> GMMParams:
     """Initial parameters: M-step on the initial responsibilities, then user overrides.
@@ -160,14 +171,11 @@ def initial_params(key, data: Data, prior, reg, cfg: EMConfig, method: str,
     User starting values are not combined with padding.
     """
     user = UserInit() if user is None else user
-    fallback = _global_fallback(data, cfg)
-    active = None if n_active is None else jnp.arange(cfg.n_components) < n_active
     if user.weights is not None and user.means is not None and user.precisions_cholesky is not None:
-        params = fallback  # fully user-given: no data-driven start needed
+        params = _global_fallback(data, cfg)  # fully user-given: no data-driven start needed
     else:
         resp = initial_resp(key, data, cfg.n_components, method, n_active)
-        params, _ = m_step(sufficient_stats(data, resp, cfg.covariance_type), fallback, prior,
-                           reg, cfg, active)
+        params = params_from_resp(resp, data, prior, reg, cfg, n_active)
     weights, means, covs, prec_chol = params
     if user.weights is not None:
         weights = jnp.asarray(user.weights, weights.dtype)

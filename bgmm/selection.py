@@ -76,7 +76,7 @@ from ._shell import (
     seed_from,
 )
 from .estimator import GaussianMixture, _restarts, size_jit
-from .init import UserInit
+from .init import UserInit, initial_resp, params_from_resp
 from .params import GMMParams
 from .priors import GMMPrior, as_arrays, log_prior_jacobian, resolve_prior, standardize_prior
 
@@ -135,6 +135,30 @@ def _fit_score(keys, data, prior, tol, reg, n_active, *, cfg, method):
 _fit_score_jit = size_jit(_fit_score, ("cfg", "method"))
 
 
+# K-padded grids compile in two pieces, so that the initialisation (k-means++ and Lloyd's
+# iterations: more than half of a model's compile time) is compiled once for all covariance
+# types -- it does not depend on the type, only on the (standardised) data's shape -- and
+# each type's program starts from its responsibilities. Same operations as _fit_score.
+def _init_resp(keys, x, weight, n_active, *, k, method):
+    data = em.Data(x, weight, x[:, :0])
+    return jax.vmap(lambda key: initial_resp(key, data, k, method, n_active))(keys)
+
+
+def _fit_score_from_resp(resp, data, prior, tol, reg, n_active, *, cfg):
+    active = jnp.arange(cfg.n_components) < n_active
+
+    def one(r):
+        return em.fit(data, params_from_resp(r, data, prior, reg, cfg, n_active), prior, tol,
+                      reg, cfg, active)
+
+    res = jax.vmap(one)(resp)
+    return res, _score(res, data, cfg.covariance_type)
+
+
+_init_resp_jit = size_jit(_init_resp, ("k", "method"))
+_fit_score_from_resp_jit = size_jit(_fit_score_from_resp, ("cfg",))
+
+
 # ------------------------------------------------------------------ data preparation
 @dataclass
 class _Prepared:
@@ -179,6 +203,7 @@ class _Fit:
     covariance_type: str
     res: Any = None  # em.EMResult of numpy arrays, all restarts
     k_fit: int = 0  # components of the compiled program (> n_components when padded)
+    padded: bool = False  # fitted by the covariance type's shared (K-masked) program
     prior: GMMPrior | None = None  # resolved, data units
     row: dict = field(default_factory=dict)
 
@@ -312,8 +337,10 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
                               and bucket_size(X.shape[0]) * k_max * n_init <= 2**23)
         for f in todo:
             f.k_fit = k_max if pad_components else f.n_components
+            f.padded = bool(pad_components)
     # the first model of each program compiles it (several at once with n_jobs > 1); the
-    # others reuse it, so they are launched afterwards
+    # others reuse it, so they are launched afterwards. (With padding all types share the
+    # init program too: JAX compiles it once and the other threads wait for it.)
     seen, first, rest = set(), [], []
     for f in todo:
         key = (f.k_fit, f.covariance_type)
@@ -371,9 +398,16 @@ def _dispatch(prep: _Prepared, f: _Fit, prior, keys, tol_j, max_iter, init_param
         alpha = np.concatenate([ps.weight_concentration, np.ones(k_fit - k)])
         prior_s = as_arrays(ps._replace(weight_concentration=alpha), dt)
     cfg = em.EMConfig(k_fit, ct, int(max_iter), prior is not None, False)
-    n_active = None if k_fit == k else jnp.asarray(k, jnp.int32)
-    return _fit_score_jit(data.x.shape[0], keys, data, prior_s, tol_j, prep.reg[ct], n_active,
-                          cfg=cfg, method=init_params)
+    n_rows = data.x.shape[0]
+    if not f.padded:
+        return _fit_score_jit(n_rows, keys, data, prior_s, tol_j, prep.reg[ct], None, cfg=cfg,
+                              method=init_params)
+    # every K of every type (k_max too) runs the same init program and its type's program
+    n_active = jnp.asarray(k, jnp.int32)
+    resp = _init_resp_jit(n_rows, keys, data.x, data.weight, n_active, k=k_fit,
+                          method=init_params)
+    return _fit_score_from_resp_jit(n_rows, resp, data, prior_s, tol_j, prep.reg[ct], n_active,
+                                    cfg=cfg)
 
 
 def _first_components(res: em.EMResult, k: int, ct: str) -> em.EMResult:
