@@ -10,12 +10,22 @@ Three routes, one module:
   K of a covariance type runs in **one** program: the model is padded to the largest K
   with components of weight exactly 0 (``pad_components``; see :func:`bgmm.em.m_step`),
   which the E-step never assigns, the M-step never revives and the log prior leaves
-  out, so a padded fit equals the unpadded one to round-off (same k-means draws). A
-  study therefore compiles one program per covariance type instead of one per
-  (K, covariance type). Compiling still dominates a first study on small data: on a
-  2-core CPU the Old Faithful grid (K = 1..6, four types, ``n_init=10``) takes 18.6 s
-  in a fresh process (38.3 s with one program per model), 0.5 s once compiled, against
-  3.5 s for scikit-learn's loop (``benchmarks/bench_select.py``).
+  out, so a padded fit equals the unpadded one to round-off (same k-means draws). The
+  k-means initialisation does not depend on the covariance type and is compiled once for
+  all types. A study therefore compiles five programs instead of one per (K, covariance
+  type). Compiling still dominates a first study on small data. On a 2-core CPU
+  (``benchmarks/bench_select.py``; K = 1..6, four types, ``n_init=10``):
+
+  ============================  ==============  ==========  ==========
+  data                          sklearn loop    bgmm cold   bgmm warm
+  ============================  ==============  ==========  ==========
+  Old Faithful (272 x 2)        4.0 s           7.5 s       0.7 s
+  synthetic 20,000 x 4          18.7 s          12.5 s      5.6 s
+  synthetic 100,000 x 4         97.0 s          48.7 s      35.9 s
+  ============================  ==============  ==========  ==========
+
+  Cold is a fresh process (trace, compile, run); with one program per model the Old
+  Faithful grid takes 42.8 s cold.
   Calls are dispatched asynchronously; programs depend only on (max K, covariance type,
   max_iter, init method, padded N, D), so a second study of data of similar size
   compiles nothing. To reuse programs across processes, enable JAX's persistent cache
@@ -272,7 +282,9 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
         for the "kmeans" and "k-means++" initialisations (same draws); padded "random"
         and "random_from_data" starts differ from the unpadded ones. None (default): pad
         for "kmeans" / "k-means++" when the padded work is small (``padded rows * max K *
-        n_init <= 2**23``), i.e. where compiling costs more than running.
+        n_init <= 2**23``), i.e. where compiling costs more than running. A padded grid
+        keeps the initial responsibilities (``n_init * rows * max K`` numbers) between its
+        init program and each type's EM program.
 
     Returns
     -------
