@@ -2,13 +2,14 @@
 
 Same grid, same n_init, max_iter, tol, reg_covar and k-means initialisation on both
 sides; scikit-learn fits each model in a Python loop (its restarts are a loop too) and
-computes BIC. For bgmm each model is one call of one compiled program (init + EM for all
-restarts, vmapped, then the scoring E-step); by default all K of a covariance type share
-the program (K padded), and the script also times ``pad_components=False`` (one program
-per model). It times ``bgmm.select`` on the whole grid cold (JAX's caches cleared: trace +
-compile + run, programs compiled on several threads) and warm (programs cached: run only);
-compile ~ cold - warm. ``--per-model`` also times each unpadded model's first (compile +
-run) and second (run) call, sequentially.
+computes BIC. For bgmm each model is compiled code run once: init + EM for all restarts,
+vmapped, then the scoring E-step. By default (K padded) all K of a covariance type share
+one EM program and all types share one k-means init program; the script also times
+``pad_components=False`` (one fused program per model). It times ``bgmm.select`` on the
+whole grid cold (JAX's caches cleared: trace + compile + run, programs compiled on several
+threads) and warm (programs cached: run only); compile ~ cold - warm. ``--per-model``
+also times each unpadded model's first (compile + run) and second (run) call,
+sequentially.
 
     python benchmarks/bench_select.py faithful
     python benchmarks/bench_select.py synthetic --n 20000 --d 4 --true-k 4
@@ -143,7 +144,8 @@ def main():
             line += f" {per[(k, ct)][0]:15.2f} {per[(k, ct)][1]:11.4f}"
         print(line)
     print(f"\nscikit-learn loop over the grid:                  {sk_total:9.2f} s")
-    print(f"bgmm.select (default: {'one program per type, K padded' if pad else 'not padded'}):")
+    what = "K padded: one EM program per type, one init program" if pad else "not padded"
+    print(f"bgmm.select (default: {what}):")
     print(f"  cold (trace + compile + run):                   {cold:9.2f} s   "
           f"(sklearn / bgmm = {sk_total / cold:.2f}x)")
     print(f"  warm (programs cached, run only):               {warm:9.2f} s   "
