@@ -319,7 +319,7 @@ def test_chain_starts_are_the_em_solution_jittered(faithful):
 # the max R-hat over seeds 0-5 was 1.018, 1.005, 1.011, 1.007, 1.006, 1.008 (min bulk ESS
 # 311-757); with 3000 draws, seeds 0, 2 (the two worst) and 4: 1.0045, 1.0024, 1.0026 (min
 # ESS 987, 1383, 1792). Non-centred means (mu_k = m + chol(Sigma_k / kappa) eps_k through
-# numpyro.handlers.reparam) were tried and were worse here: seeds 0-6 gave 1.005-1.147.
+# numpyro.handlers.reparam) were tried and were worse here: seeds 0-6 gave 1.004-1.147.
 @pytest.mark.slow
 @pytest.mark.parametrize(("k", "ct", "num_samples"),
                          [(2, "full", 1000), (2, "diag", 1000), (3, "full", 3000),
