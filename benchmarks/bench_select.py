@@ -77,7 +77,7 @@ def time_bgmm_per_model(x, ks, n_init, max_iter, tol, reg):
                 def call(ct=ct, cfg=cfg):  # select's program for one unpadded model
                     data = prep.data[ct]
                     return jax.block_until_ready(_fit_score_jit(
-                        data.x.shape[0], keys, data, None, tol_j, prep.reg[ct], None, cfg=cfg,
+                        data.x.shape[0], keys, data, None, tol_j, prep.reg[ct], cfg=cfg,
                         method="kmeans"))
 
                 t = time.perf_counter()

@@ -226,9 +226,9 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
                              jax.random.fold_in(key, 1))
         n_unconstrained = sum(int(np.prod(v.shape[1:])) for v in jax.tree.leaves(init_u))
         dense = n_unconstrained <= DENSE_MASS_MAX_DIM if dense_mass == "auto" else dense_mass
-        _, mcmc, lock = _sampler(k, ct, num_chains, num_warmup, num_samples, chain_method,
-                                 progress_bar, target_accept_prob, max_tree_depth, dense,
-                                 (n, d, dtype, w is not None))
+        mcmc, lock = _sampler(k, ct, num_chains, num_warmup, num_samples, chain_method,
+                              progress_bar, target_accept_prob, max_tree_depth, dense,
+                              (n, d, dtype, w is not None))
         with lock:
             draws_s, stats, timing = _nuts(mcmc, model_kwargs, init_u, num_chains,
                                            num_samples, jax.random.fold_in(key, 0))
@@ -320,7 +320,7 @@ _SAMPLERS_LOCK = threading.Lock()
 
 def _sampler(n_components, covariance_type, num_chains, num_warmup, num_samples, chain_method,
              progress_bar, target_accept_prob, max_tree_depth, dense_mass, data_key):
-    """The model and a NumPyro ``MCMC`` for these static settings, reused across calls.
+    """A NumPyro ``MCMC`` for these static settings and its lock, reused across calls.
 
     ``jit_model_args=True`` makes the data, prior and start values arguments of the compiled
     sampler instead of constants, so a second call with the same settings and data shapes
@@ -346,7 +346,7 @@ def _sampler(n_components, covariance_type, num_chains, num_warmup, num_samples,
                     num_chains=num_chains, chain_method=chain_method,
                     progress_bar=progress_bar, jit_model_args=True)
         # an MCMC object is stateful (its last run): one caller at a time per entry
-        entry = (model, mcmc, threading.Lock())
+        entry = (mcmc, threading.Lock())
         _SAMPLERS[key] = entry
         while len(_SAMPLERS) > _SAMPLERS_MAX:
             _SAMPLERS.popitem(last=False)

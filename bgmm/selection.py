@@ -135,10 +135,10 @@ def _score(res: em.EMResult, data: em.Data, covariance_type: str):
     return best, loglik, entropy, min_var, n_eff
 
 
-def _fit_score(keys, data, prior, tol, reg, n_active, *, cfg, method):
-    """One model of the grid in one program: init + EM for all restarts, then the scores
-    of the best (one compile per model instead of two)."""
-    res = _restarts(keys, data, prior, tol, reg, UserInit(), n_active, cfg=cfg, method=method)
+def _fit_score(keys, data, prior, tol, reg, *, cfg, method):
+    """One unpadded model of the grid in one program: init + EM for all restarts, then the
+    scores of the best (one compile per model instead of two)."""
+    res = _restarts(keys, data, prior, tol, reg, UserInit(), cfg=cfg, method=method)
     return res, _score(res, data, cfg.covariance_type)
 
 
@@ -412,7 +412,7 @@ def _dispatch(prep: _Prepared, f: _Fit, prior, keys, tol_j, max_iter, init_param
     cfg = em.EMConfig(k_fit, ct, int(max_iter), prior is not None, False)
     n_rows = data.x.shape[0]
     if not f.padded:
-        return _fit_score_jit(n_rows, keys, data, prior_s, tol_j, prep.reg[ct], None, cfg=cfg,
+        return _fit_score_jit(n_rows, keys, data, prior_s, tol_j, prep.reg[ct], cfg=cfg,
                               method=init_params)
     # every K of every type (k_max too) runs the same init program and its type's program
     n_active = jnp.asarray(k, jnp.int32)
