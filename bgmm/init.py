@@ -37,9 +37,20 @@ def _sq_dist(x, centers):
     return jnp.maximum(d, 0.0)
 
 
-def _sample_index(key, p):
-    logits = jnp.where(p > 0, jnp.log(jnp.where(p > 0, p, 1.0)), -jnp.inf)
-    return jax.random.categorical(key, logits)
+def _sample_indices(key, p, n: int):
+    """``n`` indices drawn with probability proportional to ``p >= 0`` (some > 0).
+
+    Inverse-CDF sampling as scikit-learn's k-means++ does it (one uniform per draw and a
+    binary search in the cumulative sum), not a categorical over all N logits, which
+    needs N random numbers per draw and dominated the k-means init at large N. An index
+    of ``p == 0`` is never returned.
+    """
+    c = jnp.cumsum(p)
+    # one key per draw: prefix-stable in n (a K-padded program draws as the unpadded one)
+    u = jax.vmap(lambda k: jax.random.uniform(k, (), p.dtype))(jax.random.split(key, n)) * c[-1]
+    idx = jnp.searchsorted(c, u, side="right")
+    last = p.shape[0] - 1 - jnp.argmax(p[::-1] > 0)  # u rounded up to c[-1]
+    return jnp.minimum(idx, last)
 
 
 def kmeans_plusplus(key, x, weight, n_components: int, n_active=None):
@@ -55,7 +66,7 @@ def kmeans_plusplus(key, x, weight, n_components: int, n_active=None):
     else:  # 2 + floor(log(n_active)) of the n_trials candidates drawn
         trials_on = 2 + jnp.sum(jnp.arange(1, n_trials - 1) <= jnp.log(n_active))
     key, k0 = jax.random.split(key)
-    first = _sample_index(k0, weight)
+    first = _sample_indices(k0, weight, 1)[0]
     centers = jnp.zeros((n_components, x.shape[1]), x.dtype).at[0].set(x[first])
     closest = _sq_dist(x, x[first][None])[:, 0]
 
@@ -64,7 +75,7 @@ def kmeans_plusplus(key, x, weight, n_components: int, n_active=None):
         key, sub = jax.random.split(key)
         p = weight * closest
         p = jnp.where(jnp.sum(p) > 0, p, weight)  # all points already centres
-        cand = jax.vmap(lambda k: _sample_index(k, p))(jax.random.split(sub, n_trials))
+        cand = _sample_indices(sub, p, n_trials)
         d_cand = jnp.minimum(closest[None, :], _sq_dist(x, x[cand]).T)  # (T, N)
         pot = jnp.sum(weight[None, :] * d_cand, axis=1)
         best = jnp.argmin(jnp.where(jnp.arange(n_trials) < trials_on, pot, jnp.inf))

@@ -11,21 +11,24 @@ Three routes, one module:
   with components of weight exactly 0 (``pad_components``; see :func:`bgmm.em.m_step`),
   which the E-step never assigns, the M-step never revives and the log prior leaves
   out, so a padded fit equals the unpadded one to round-off (same k-means draws). The
-  k-means initialisation does not depend on the covariance type and is compiled once for
-  all types. A study therefore compiles five programs instead of one per (K, covariance
+  k-means initialisation does not depend on the covariance type, only on the
+  standardised data: it is compiled once for all types and run once per K for the
+  types of one scaling (full, tied and diag share per-feature scaling; spherical has one
+  scale). A study therefore compiles five programs instead of one per (K, covariance
   type). Compiling still dominates a first study on small data. On a 2-core CPU
-  (``benchmarks/bench_select.py``; K = 1..6, four types, ``n_init=10``):
+  (``benchmarks/bench_select.py``; K = 1..6, four types, ``n_init=10``; each row one run,
+  the scikit-learn loop in the same process):
 
   ============================  ==============  ==========  ==========
   data                          sklearn loop    bgmm cold   bgmm warm
   ============================  ==============  ==========  ==========
-  Old Faithful (272 x 2)        4.0 s           7.5 s       0.7 s
-  synthetic 20,000 x 4          18.7 s          12.5 s      5.6 s
-  synthetic 100,000 x 4         97.0 s          48.7 s      35.9 s
+  Old Faithful (272 x 2)        4.2 s           7.0 s       0.4 s
+  synthetic 20,000 x 4          22.8 s          12.5 s      3.3 s
+  synthetic 100,000 x 4         103.6 s         33.7 s      27.1 s
   ============================  ==============  ==========  ==========
 
   Cold is a fresh process (trace, compile, run); with one program per model the Old
-  Faithful grid takes 42.8 s cold.
+  Faithful grid takes 49.7 s cold.
   Calls are dispatched asynchronously; programs depend only on (max K, covariance type,
   max_iter, init method, padded N, D), so a second study of data of similar size
   compiles nothing. To reuse programs across processes, enable JAX's persistent cache
@@ -181,12 +184,13 @@ class _Prepared:
     data: dict  # covariance type -> em.Data (device arrays)
     reg: dict  # covariance type -> reg_covar in standardised units (device array)
     dtype: str
+    scaling: dict  # covariance type -> "vector" | "scalar": types of one scaling share data.x
 
 
 def _prepare(X, sample_weight, covariance_types, reg_covar, dtype) -> _Prepared:
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else sample_weight
-    stds, datas, regs = {}, {}, {}
+    stds, datas, regs, scaling = {}, {}, {}, {}
     n_pad = bucket_size(n)
     with precision_scope(dtype):
         dt = jnp.dtype(dtype)
@@ -201,7 +205,8 @@ def _prepare(X, sample_weight, covariance_types, reg_covar, dtype) -> _Prepared:
             stds[ct] = std
             datas[ct] = cache[key]
             regs[ct] = jnp.asarray(reg_covar / std.scale**2, dt)
-    return _Prepared(X, w, float(w.sum()), stds, datas, regs, dtype)
+            scaling[ct] = key[0]
+    return _Prepared(X, w, float(w.sum()), stds, datas, regs, dtype, scaling)
 
 
 # ------------------------------------------------------------------ results
@@ -327,12 +332,17 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
         keys = restart_keys(seed, n_init)
         tol_j = jnp.asarray(tol, dt)
 
+    inits = {}  # (scaling, K) -> initial responsibilities of a padded grid, or the error
+
     def launch(f):
         # tracing holds the GIL, XLA compilation does not: with n_jobs > 1 several
         # models compile at once. Execution is asynchronous either way.
         try:
+            resp = inits.get((prep.scaling[f.covariance_type], f.n_components))
+            if isinstance(resp, Exception):
+                raise resp
             with precision_scope(dtype):
-                return _dispatch(prep, f, prior, keys, tol_j, max_iter, init_params, dt)
+                return _dispatch(prep, f, prior, keys, tol_j, max_iter, init_params, dt, resp)
         except Exception as exc:  # noqa: BLE001 - one bad model must not end the study
             return exc
 
@@ -350,9 +360,14 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
         for f in todo:
             f.k_fit = k_max if pad_components else f.n_components
             f.padded = bool(pad_components)
+            if f.padded:  # k-means on the standardised data: shared by the types of a scaling
+                key = (prep.scaling[f.covariance_type], f.n_components)
+                if key not in inits:
+                    inits[key] = _initial_resp(prep.data[f.covariance_type], f, keys,
+                                               init_params, dtype)
     # the first model of each program compiles it (several at once with n_jobs > 1); the
-    # others reuse it, so they are launched afterwards. (With padding all types share the
-    # init program too: JAX compiles it once and the other threads wait for it.)
+    # others reuse it, so they are launched afterwards. (A padded grid's inits were
+    # dispatched above, one compiled program for all.)
     seen, first, rest = set(), [], []
     for f in todo:
         key = (f.k_fit, f.covariance_type)
@@ -394,7 +409,19 @@ def _n_jobs(n_jobs, n_models):
     return max(1, min(int(n_jobs), n_models))
 
 
-def _dispatch(prep: _Prepared, f: _Fit, prior, keys, tol_j, max_iter, init_params, dt):
+def _initial_resp(data: em.Data, f: _Fit, keys, init_params, dtype):
+    """Dispatch a padded model's k-means init (the same for every type of one scaling)."""
+    try:
+        with precision_scope(dtype):
+            return _init_resp_jit(data.x.shape[0], keys, data.x, data.weight,
+                                  jnp.asarray(f.n_components, jnp.int32), k=f.k_fit,
+                                  method=init_params)
+    except Exception as exc:  # noqa: BLE001 - reported by each model that needs it
+        return exc
+
+
+def _dispatch(prep: _Prepared, f: _Fit, prior, keys, tol_j, max_iter, init_params, dt,
+              resp=None):
     ct, k, k_fit = f.covariance_type, f.n_components, f.k_fit
     data, std = prep.data[ct], prep.std[ct]
     prior_s = None
@@ -414,10 +441,8 @@ def _dispatch(prep: _Prepared, f: _Fit, prior, keys, tol_j, max_iter, init_param
     if not f.padded:
         return _fit_score_jit(n_rows, keys, data, prior_s, tol_j, prep.reg[ct], cfg=cfg,
                               method=init_params)
-    # every K of every type (k_max too) runs the same init program and its type's program
+    # every K of every type (k_max too) runs its type's program from the shared init
     n_active = jnp.asarray(k, jnp.int32)
-    resp = _init_resp_jit(n_rows, keys, data.x, data.weight, n_active, k=k_fit,
-                          method=init_params)
     return _fit_score_from_resp_jit(n_rows, resp, data, prior_s, tol_j, prep.reg[ct], n_active,
                                     cfg=cfg)
 

@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy import stats
 from sklearn.mixture import GaussianMixture as SkGM
 
 import bgmm
@@ -137,6 +138,36 @@ def test_kmeans_init_matches_sklearn_kmeans(faithful):
         c = lloyd(jnp.asarray(xs), w, kmeans_plusplus(jax.random.PRNGKey(0), jnp.asarray(xs), w, 2))
     km = KMeans(2, n_init=10, random_state=0).fit(xs)
     np.testing.assert_allclose(np.sort(np.asarray(c), 0), np.sort(km.cluster_centers_, 0), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kmeans_plusplus_draws_follow_the_weights(dtype, monkeypatch):
+    """k-means++ draws indices by inverse CDF: frequencies match p (chi-square against the
+    exact probabilities), an index of weight 0 is never drawn, even where the uniform
+    rounds up to the total (trailing zero weights: padding rows), and the draws are
+    prefix-stable in their number (a K-padded program draws as the unpadded one)."""
+    import jax
+    import jax.numpy as jnp
+
+    from bgmm.init import _sample_indices
+
+    p = np.array([0.0, 1.0, 0.0, 3.0, 0.5, 0.0, 0.0])
+    with jax.enable_x64(dtype == "float64"):
+        draws = np.asarray(jax.vmap(lambda k: _sample_indices(k, jnp.asarray(p, dtype), 3))(
+            jax.random.split(jax.random.PRNGKey(0), 20000))).ravel()
+        first = jax.vmap(lambda k: _sample_indices(k, jnp.asarray(p, dtype), 2))(
+            jax.random.split(jax.random.PRNGKey(0), 50))
+        again = jax.vmap(lambda k: _sample_indices(k, jnp.asarray(p, dtype), 5))(
+            jax.random.split(jax.random.PRNGKey(0), 50))
+        # a uniform that rounds up to the total: the search runs past the last positive
+        # weight, into the zero-weight tail
+        monkeypatch.setattr(jax.random, "uniform", lambda key, shape, dtype: jnp.ones(shape, dtype))
+        edge = _sample_indices(jax.random.PRNGKey(0), jnp.asarray([0.0, 1.0, 0.0, 0.0], dtype), 4)
+    counts = np.bincount(draws, minlength=len(p))
+    assert counts[p == 0].sum() == 0
+    assert stats.chisquare(counts[p > 0], p[p > 0] / p.sum() * draws.size).pvalue > 1e-3
+    np.testing.assert_array_equal(np.asarray(again)[:, :2], np.asarray(first))
+    assert set(np.asarray(edge).tolist()) == {1}
 
 
 @pytest.mark.parametrize("prior", [None, "default"])

@@ -127,6 +127,25 @@ def test_grid_model_equals_a_direct_fit(faithful, faithful_grid, key):
     np.testing.assert_array_equal(model.predict(faithful), gm.predict(faithful))
 
 
+def test_padded_grid_runs_each_kmeans_init_once(faithful, faithful_grid, monkeypatch):
+    """k-means runs on the standardised data only, so full, tied and diag (per-feature
+    scaling) share each K's init, and spherical (one scale) has its own: 2 x 3 init
+    calls for the 4 x 3 grid, and the same table as the study of the fixture."""
+    from bgmm import selection
+
+    calls = []
+    real = selection._init_resp_jit
+
+    def counted(n_rows, keys, x, weight, n_active, **kw):
+        calls.append(int(n_active))
+        return real(n_rows, keys, x, weight, n_active, **kw)
+
+    monkeypatch.setattr(selection, "_init_resp_jit", counted)
+    grid = select(faithful, KS, TYPES, n_init=10, random_state=0)
+    assert sorted(calls) == sorted(2 * list(KS))
+    pd.testing.assert_frame_equal(grid.to_frame(), faithful_grid.to_frame())
+
+
 def test_padded_grid_equals_one_program_per_model_under_map(faithful):
     kw = dict(n_init=3, random_state=1, prior="default")
     grids = [select(faithful, (1, 3), "tied", pad_components=pad, **kw)
