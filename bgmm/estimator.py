@@ -547,7 +547,7 @@ def _collapsed(p: GMMParams, reg_std, ct, dtype):
     added regularisation; tied: one flag. ``reg_std`` (D,) is ``reg_covar`` standardised."""
     eps = np.finfo(np.dtype(dtype)).eps
     k, d = p.means.shape
-    regd = np.maximum(np.broadcast_to(reg_std, (d,)), 16 * eps)  # reg, or em.m_step's floor
+    regd = np.maximum(np.broadcast_to(reg_std, (d,)), 16 * eps)  # at least em.m_step's 16 eps floor
     # round-off of the moment formula s2 / n - m m^T grows with the squared mean
     tol = 100 * eps * (1.0 + np.sum(p.means**2, axis=1))
     if ct == "tied":
