@@ -320,7 +320,7 @@ def test_chain_starts_are_the_em_solution_jittered(faithful):
 #   start split the short cluster),
 #   1000 warmup: 1000 draws, seeds 0-5: 1.018, 1.005, 1.011, 1.007, 1.006, 1.008; 3000
 #   draws, seeds 0, 2, 4: 1.0045, 1.0024, 1.0026;
-# - from today's EM start (a better MAP, -4.2657 against -4.2675 per sample; it splits the
+# - from the EM start since then (a better MAP, -4.2657 against -4.2675 per sample; it splits the
 #   long cluster), 1000 warmup, 3000 draws, seeds 0-3: 1.032 (57 divergences: one chain
 #   adapted badly), 1.0016, 1.0028, 1.0078; seed 0 with 6000 draws: 1.0097 (58 divergences);
 #   seed 0 with 2000 warmup and 3000 draws: 1.0018 (min ESS 1806, 1 divergence).
