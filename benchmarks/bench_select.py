@@ -3,13 +3,14 @@
 Same grid, same n_init, max_iter, tol, reg_covar and k-means initialisation on both
 sides; scikit-learn fits each model in a Python loop (its restarts are a loop too) and
 computes BIC. For bgmm each model is compiled code run once: init + EM for all restarts,
-vmapped, then the scoring E-step. By default (K padded) all K of a covariance type share
-one EM program and all types share one k-means init program; the script also times
-``pad_components=False`` (one fused program per model). It times ``bgmm.select`` on the
-whole grid cold (JAX's caches cleared: trace + compile + run, programs compiled on several
-threads) and warm (programs cached: run only); compile ~ cold - warm. ``--per-model``
-also times each unpadded model's first (compile + run) and second (run) call,
-sequentially.
+vmapped, then the scoring E-step. By default (K padded) all K and all covariance types
+share one EM program (each type held in full form) and one k-means init program; the
+script also times one padded EM program per covariance type (as MAP grids and grids of
+more than 16 features or 8192 rows run) and ``pad_components=False`` (one fused program
+per model). It times ``bgmm.select`` on the whole grid cold (JAX's caches cleared: trace +
+compile + run, programs compiled on several threads) and warm (programs cached: run
+only); compile ~ cold - warm. ``--per-model`` also times each unpadded model's first
+(compile + run) and second (run) call, sequentially.
 
     python benchmarks/bench_select.py faithful
     python benchmarks/bench_select.py synthetic --n 20000 --d 4 --true-k 4
@@ -32,7 +33,7 @@ import numpy as np
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import bgmm
-from bgmm import em
+from bgmm import em, selection
 from bgmm._shell import precision_scope, restart_keys
 from bgmm.selection import _fit_score_jit, _prepare, select
 
@@ -121,6 +122,18 @@ def main():
     t = time.perf_counter()
     res = select(x, ks, TYPES, **kw)  # programs cached: run only
     warm = time.perf_counter() - t
+    # K padded, one EM program per covariance type (what MAP grids and D > 16 use)
+    one_max = selection._ONE_PROGRAM_MAX_FEATURES
+    selection._ONE_PROGRAM_MAX_FEATURES = 0
+    jax.clear_caches()
+    t = time.perf_counter()
+    res_pt = select(x, ks, TYPES, **kw)
+    cold_pt = time.perf_counter() - t
+    t = time.perf_counter()
+    select(x, ks, TYPES, **kw)
+    warm_pt = time.perf_counter() - t
+    selection._ONE_PROGRAM_MAX_FEATURES = one_max
+    diff_pt = float(np.max(np.abs(res.to_frame()["bic"] - res_pt.to_frame()["bic"])))
     jax.clear_caches()
     t = time.perf_counter()
     res_np = select(x, ks, TYPES, pad_components=False, **kw)  # one program per (K, type)
@@ -144,13 +157,20 @@ def main():
             line += f" {per[(k, ct)][0]:15.2f} {per[(k, ct)][1]:11.4f}"
         print(line)
     print(f"\nscikit-learn loop over the grid:                  {sk_total:9.2f} s")
-    what = "K padded: one EM program per type, one init program" if pad else "not padded"
+    one = pad and x.shape[1] <= one_max
+    what = ("K padded: one EM program for all types, one init program" if one else
+            "K padded: one EM program per type, one init program" if pad else "not padded")
     print(f"bgmm.select (default: {what}):")
     print(f"  cold (trace + compile + run):                   {cold:9.2f} s   "
           f"(sklearn / bgmm = {sk_total / cold:.2f}x)")
     print(f"  warm (programs cached, run only):               {warm:9.2f} s   "
           f"(sklearn / bgmm = {sk_total / warm:.1f}x)")
     print(f"  => compile ~ cold - warm = {cold - warm:.2f} s, run = {warm:.2f} s")
+    if pad:
+        print("bgmm.select, K padded, one EM program per covariance type:")
+        print(f"  cold {cold_pt:.2f} s (sklearn / bgmm = {sk_total / cold_pt:.2f}x), warm "
+              f"{warm_pt:.2f} s (sklearn / bgmm = {sk_total / warm_pt:.1f}x); max |BIC - "
+              f"default's| = {diff_pt:.2e}")
     print("bgmm.select(pad_components=False) (one program per (K, type)):")
     print(f"  cold {cold_np:.2f} s (sklearn / bgmm = {sk_total / cold_np:.2f}x), warm {warm_np:.2f} s"
           f" (sklearn / bgmm = {sk_total / warm_np:.1f}x); max |BIC padded - not padded| "

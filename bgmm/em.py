@@ -147,20 +147,56 @@ def expectation(data: Data, params: GMMParams, cfg: EMConfig):
     return _weighted_sums(data, r, cfg.covariance_type), jnp.sum(data.weight * log_norm)
 
 
-def _definite(plain, floored, covariance_type: str):
+def _definite(plain, floored, covariance_type: str, tied=False):
     """Per component, ``plain`` where its precision Cholesky factor exists, else ``floored``.
 
-    Returns ``(covariances, precisions_cholesky)``."""
+    ``tied`` (bool, may be traced): one decision for all components (a tied covariance
+    held in full form). Returns ``(covariances, precisions_cholesky)``."""
     u, uf = (cov.precision_cholesky(c, covariance_type) for c in (plain, floored))
     good = jnp.all(jnp.isfinite(u).reshape(u.shape[:1] + (-1,)), axis=1)
     if covariance_type == "tied":
         good = jnp.all(good)
+    elif tied is not False:
+        good = jnp.where(tied, jnp.all(good), good)
     good = good.reshape(good.shape + (1,) * (u.ndim - good.ndim))
     return jnp.where(good, plain, floored), jnp.where(good, u, uf)
 
 
+def _any_type_candidates(s2, nks, means, div, total, regd, floor, kind):
+    """Maximum-likelihood covariances of covariance type ``kind`` (traced index into
+    :data:`bgmm.covariance.COVARIANCE_TYPES`) held in full form, from full-form sums.
+
+    Returns ``(plain, floored)`` (K, D, D) as the typed branches of :func:`m_step` form
+    them (same operations, so the same numbers): full ``s2/n - mu mu^T``; tied their
+    ``n_k``-weighted sum, the same for every k; diag the diagonal only; spherical its
+    mean. (``bgmm.select`` fits all types of a grid with one compiled program this way.)
+    """
+    k, d = means.shape
+    eye = jnp.eye(d, dtype=s2.dtype)
+    total_s2 = jnp.sum(jnp.diagonal(s2, axis1=-2, axis2=-1), 0)
+    eps = jnp.finfo(s2.dtype).eps
+    full = s2 / div[:, None, None] - means[:, :, None] * means[:, None, :]
+    full = 0.5 * (full + jnp.swapaxes(full, -1, -2))
+    regk = jnp.maximum(regd[None, :], floor[:, None])
+    tied = ((jnp.sum(s2, axis=0) - jnp.einsum("k,kd,ke->de", nks, means, means))
+            / jnp.sum(nks))
+    tied = 0.5 * (tied + tied.T)
+    regt = jnp.maximum(regd, 16 * eps * (1.0 + jnp.max(total_s2) / total))
+    var = jnp.diagonal(s2, axis1=-2, axis2=-1) / div[:, None] - means**2  # (K, D)
+    sph = jnp.mean(var, axis=1)
+    plain = jnp.stack([full + regd[:, None] * eye,
+                       jnp.broadcast_to(tied + jnp.diag(regd), (k, d, d)),
+                       (var + regd[None, :])[:, :, None] * eye,
+                       (sph + jnp.mean(regd))[:, None, None] * eye])
+    floored = jnp.stack([full + regk[:, :, None] * eye,
+                         jnp.broadcast_to(tied + jnp.diag(regt), (k, d, d)),
+                         (var + regk)[:, :, None] * eye,
+                         (sph + jnp.maximum(jnp.mean(regd), floor))[:, None, None] * eye])
+    return plain[kind], floored[kind]
+
+
 def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, cfg: EMConfig,
-           active=None):
+           active=None, kind=None):
     """Parameters maximising the expected complete-data log-likelihood (+ log prior).
 
     Returns ``(params, ok)``. A component whose responsibility mass is below
@@ -172,6 +208,11 @@ def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, c
     ``cfg.n_components`` (one compiled program for a whole grid of K). Inactive
     components get weight exactly 0, so the E-step gives them no responsibility, and
     the result on the active ones equals the unpadded model's M-step.
+
+    ``kind`` (traced int, optional; maximum likelihood with ``cfg.covariance_type ==
+    "full"`` only): the model's covariance type as an index into
+    :data:`bgmm.covariance.COVARIANCE_TYPES`, every type held in full form (K, D, D), so
+    that one compiled program fits all four (see :func:`_any_type_candidates`).
     """
     nk, s1, s2 = stats
     k, d = s1.shape
@@ -183,6 +224,8 @@ def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, c
 
     on = jnp.ones((k,), bool) if active is None else active
     k_on = jnp.sum(on).astype(dtype)  # the model's number of components
+    if kind is not None and (cfg.map or ct != "full"):
+        raise ValueError("m_step(kind=...) needs maximum likelihood in full form")
     if cfg.map:
         alpha = prior.weight_concentration
         weights = jnp.where(on, jnp.maximum(nk + alpha - 1.0, 0.0), 0.0)
@@ -209,7 +252,9 @@ def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, c
         empty = nk < 10 * eps * total  # inactive components too: they keep ``fallback``
         div = jnp.where(on, nks, 1.0)
         means = jnp.where(empty[:, None], fallback.means, s1 / div[:, None])
-        if ct == "full":
+        if kind is not None:
+            covs = None  # formed with reg below, for the type ``kind``
+        elif ct == "full":
             covs = s2 / div[:, None, None] - means[:, :, None] * means[:, None, :]
         elif ct == "tied":
             covs = ((jnp.sum(s2, axis=0) - jnp.einsum("k,kd,ke->de", nks, means, means))
@@ -227,7 +272,9 @@ def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, c
     scale2 = (s2 if ct in ("diag", "spherical") else jnp.diagonal(s2, axis1=-2, axis2=-1))
     scale2 = jnp.max(scale2 / jnp.maximum(nk, eps)[:, None], axis=-1)  # (K,)
     floor = 16 * eps * (1.0 + scale2)
-    if ct == "full":
+    if kind is not None:
+        plain, floored = _any_type_candidates(s2, nks, means, div, total, regd, floor, kind)
+    elif ct == "full":
         eye = jnp.eye(d, dtype=dtype)
         sym = 0.5 * (covs + jnp.swapaxes(covs, -1, -2))
         regk = jnp.maximum(regd[None, :], floor[:, None])
@@ -241,9 +288,12 @@ def m_step(stats: SuffStats, fallback: GMMParams, prior: GMMPrior | None, reg, c
         plain, floored = covs + regd[None, :], covs + jnp.maximum(regd[None, :], floor[:, None])
     else:
         plain, floored = covs + jnp.mean(regd), covs + jnp.maximum(jnp.mean(regd), floor)
-    covs, prec_chol = _definite(plain, floored, ct)
+    tied = False if kind is None else kind == cov.COVARIANCE_TYPES.index("tied")
+    covs, prec_chol = _definite(plain, floored, ct, tied)
     if not cfg.map and ct != "tied":
         mask = empty.reshape((k,) + (1,) * (covs.ndim - 1))
+        if kind is not None:  # a tied covariance has no per-component fallback
+            mask = mask & ~tied
         covs = jnp.where(mask, fallback.covariances, covs)
         prec_chol = jnp.where(mask, fallback.precisions_cholesky, prec_chol)
     ok = cov.is_valid(prec_chol) & jnp.all(jnp.isfinite(means)) & jnp.all(jnp.isfinite(weights))
@@ -257,11 +307,11 @@ def objective(loglik_sum, total_weight, params: GMMParams, prior: GMMPrior | Non
     return (loglik_sum + lp) / total_weight
 
 
-def em_step(data: Data, params: GMMParams, prior, reg, cfg: EMConfig, active=None):
+def em_step(data: Data, params: GMMParams, prior, reg, cfg: EMConfig, active=None, kind=None):
     """One fused E+M step: returns (new params, ok, objective of the *input* params)."""
     stats, ll = expectation(data, params, cfg)
     obj = objective(ll, jnp.sum(data.weight), params, prior, cfg, active)
-    new, ok = m_step(stats, params, prior, reg, cfg, active)
+    new, ok = m_step(stats, params, prior, reg, cfg, active, kind)
     return new, ok, obj
 
 
@@ -281,13 +331,15 @@ class _LoopState(NamedTuple):
     trace: jax.Array
 
 
-def fit(data: Data, params: GMMParams, prior, tol, reg, cfg: EMConfig, active=None) -> EMResult:
+def fit(data: Data, params: GMMParams, prior, tol, reg, cfg: EMConfig, active=None,
+        kind=None) -> EMResult:
     """EM from ``params`` until ``|change of objective| < tol`` or ``cfg.max_iter`` steps.
 
     The loop is a ``lax.while_loop``; the objective before each M-step is recorded in
     ``trace``. If an M-step fails (a covariance not positive definite even after
     ``reg``), the previous parameters are kept and the fit stops with ``failed=True``.
     ``active``: see :func:`m_step` (``params`` must give inactive components weight 0).
+    ``kind``: see :func:`m_step`.
     """
     dtype = data.x.dtype
     tol = jnp.asarray(tol, dtype)
@@ -296,7 +348,7 @@ def fit(data: Data, params: GMMParams, prior, tol, reg, cfg: EMConfig, active=No
         return (s.n_iter < cfg.max_iter) & ~s.converged & ~s.failed
 
     def body(s: _LoopState):
-        new, ok, obj = em_step(data, s.params, prior, reg, cfg, active)
+        new, ok, obj = em_step(data, s.params, prior, reg, cfg, active, kind)
         change = obj - s.obj
         ok = ok & jnp.isfinite(obj)
         params = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, s.params)

@@ -88,7 +88,7 @@ from ._shell import (
     restart_keys,
     seed_from,
 )
-from .estimator import GaussianMixture, _restarts, size_jit
+from .estimator import _SMALL_ROWS, GaussianMixture, _restarts, size_jit
 from .init import UserInit, initial_resp, params_from_resp
 from .params import GMMParams
 from .priors import GMMPrior, as_arrays, log_prior_jacobian, resolve_prior, standardize_prior
@@ -109,11 +109,12 @@ class ParetoKWarning(UserWarning):
 
 
 # ------------------------------------------------------------------ compiled pieces
-def _score(res: em.EMResult, data: em.Data, covariance_type: str):
+def _score(res: em.EMResult, data: em.Data, covariance_type: str, kind=None):
     """Best restart of ``res`` and its scores from one E-step, all in standardised units.
 
     Returns ``(best index, log-likelihood sum, classification entropy, smallest variance
-    per component (K,), effective count per component (K,))``.
+    per component (K,), effective count per component (K,))``. ``kind``: the type of a
+    model held in full form (see :func:`bgmm.em.m_step`).
     """
     obj = jnp.where(jnp.isnan(res.objective), -jnp.inf, res.objective)
     best = jnp.argmax(obj)
@@ -126,7 +127,11 @@ def _score(res: em.EMResult, data: em.Data, covariance_type: str):
     entropy = -jnp.sum(jnp.where(live[:, None], w[:, None] * rlogr, 0.0))
     c = p.covariances
     k = p.means.shape[0]
-    if covariance_type == "full":
+    if kind is not None:  # diag / spherical: the diagonal itself, as their own programs
+        min_var = jnp.where(kind >= cov.COVARIANCE_TYPES.index("diag"),
+                            jnp.min(jnp.diagonal(c, axis1=-2, axis2=-1), axis=-1),
+                            jnp.min(jnp.linalg.eigvalsh(c), axis=-1))
+    elif covariance_type == "full":
         min_var = jnp.min(jnp.linalg.eigvalsh(c), axis=-1)
     elif covariance_type == "tied":
         min_var = jnp.broadcast_to(jnp.min(jnp.linalg.eigvalsh(c)), (k,))
@@ -168,11 +173,42 @@ def _fit_score_from_resp(resp, data, prior, tol, reg, n_active, *, cfg):
     return res, _score(res, data, cfg.covariance_type)
 
 
+def _fit_score_types(resps, datas, tol, regs, n_active, *, cfg, slots):
+    """Every covariance type of a maximum-likelihood grid at one K in one program.
+
+    Each type is held in full form (``em.m_step(kind=...)``): the E-step is the full one
+    (a diagonal precision has exact zeros off the diagonal) and the M-step projects the
+    full-form sums onto the type, so the results equal the types' own programs to
+    round-off. ``slots`` (static): per type, ``(index in COVARIANCE_TYPES, index of its
+    scaling in resps / datas)``; ``regs`` (types, D). Vmapped over types, then restarts.
+    """
+    kinds = jnp.asarray([kind for kind, _ in slots], jnp.int32)
+    resp = jnp.stack([resps[i] for _, i in slots])
+    data = jax.tree.map(lambda *a: jnp.stack(a), *[datas[i] for _, i in slots])
+    active = jnp.arange(cfg.n_components) < n_active
+
+    def one_type(resp_t, data_t, reg_t, kind):
+        def one(r):
+            p0 = params_from_resp(r, data_t, None, reg_t, cfg, n_active, kind)
+            return em.fit(data_t, p0, None, tol, reg_t, cfg, active, kind)
+
+        res = jax.vmap(one)(resp_t)
+        return res, _score(res, data_t, "full", kind)
+
+    return jax.vmap(one_type)(resp, data, regs, kinds)
+
+
 _init_resp_jit = size_jit(_init_resp, ("k", "method"))
 _fit_score_from_resp_jit = size_jit(_fit_score_from_resp, ("cfg",))
+_fit_score_types_jit = size_jit(_fit_score_types, ("cfg", "slots"))
+# one program for all covariance types (full-form E-step) up to this many features
+_ONE_PROGRAM_MAX_FEATURES = 16
 
 
 # ------------------------------------------------------------------ data preparation
+_make_data_jit = jax.jit(em.make_data, static_argnames="covariance_type")
+
+
 @dataclass
 class _Prepared:
     """The data of one study, standardised and padded once per covariance type."""
@@ -187,7 +223,8 @@ class _Prepared:
     scaling: dict  # covariance type -> "vector" | "scalar": types of one scaling share data.x
 
 
-def _prepare(X, sample_weight, covariance_types, reg_covar, dtype) -> _Prepared:
+def _prepare(X, sample_weight, covariance_types, reg_covar, dtype,
+             full_form=False) -> _Prepared:
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else sample_weight
     stds, datas, regs, scaling = {}, {}, {}, {}
@@ -197,11 +234,14 @@ def _prepare(X, sample_weight, covariance_types, reg_covar, dtype) -> _Prepared:
         cache = {}
         for ct in covariance_types:
             std = Standardizer.fit(X, sample_weight, ct)
-            # full / tied share features (x x^T), diag / spherical differ by the scaling
-            key = ("scalar" if ct == "spherical" else "vector", ct in ("full", "tied"))
+            # full / tied share features (x x^T), diag / spherical differ by the scaling;
+            # full_form: every type with x x^T (one program for all types)
+            key = ("scalar" if ct == "spherical" else "vector",
+                   full_form or ct in ("full", "tied"))
             if key not in cache:
                 xs, ws = pad_rows(std.transform(X), w, n_pad)
-                cache[key] = em.make_data(jnp.asarray(xs, dt), jnp.asarray(ws, dt), ct)
+                cache[key] = _make_data_jit(xs.astype(dt), ws.astype(dt),
+                                            "full" if key[1] else "diag")
             stds[ct] = std
             datas[ct] = cache[key]
             regs[ct] = jnp.asarray(reg_covar / std.scale**2, dt)
@@ -219,6 +259,7 @@ class _Fit:
     res: Any = None  # em.EMResult of numpy arrays, all restarts
     k_fit: int = 0  # components of the compiled program (> n_components when padded)
     padded: bool = False  # fitted by the covariance type's shared (K-masked) program
+    all_types: bool = False  # ... by one program for all covariance types (in full form)
     prior: GMMPrior | None = None  # resolved, data units
     row: dict = field(default_factory=dict)
 
@@ -320,82 +361,102 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
         w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if not np.all(np.isfinite(w)) or w.sum() <= 0:
             raise ValueError("sample_weight must be finite with a positive sum")
-    prep = _prepare(X, w, cts, reg_covar, dtype)
-    seed = seed_from(random_state)
-    settings = dict(n_init=n_init, prior=prior, init_params=init_params, max_iter=max_iter,
-                    tol=tol, reg_covar=reg_covar, dtype=dtype, random_state=random_state,
-                    seed=seed)
-
     fits = [_Fit(k, ct) for ct in cts for k in ks]
-    with precision_scope(dtype):
-        dt = jnp.dtype(dtype)
-        keys = restart_keys(seed, n_init)
-        tol_j = jnp.asarray(tol, dt)
-
-    inits = {}  # (scaling, K) -> initial responsibilities of a padded grid, or the error
-
-    def launch(f):
-        # tracing holds the GIL, XLA compilation does not: with n_jobs > 1 several
-        # models compile at once. Execution is asynchronous either way.
-        try:
-            resp = inits.get((prep.scaling[f.covariance_type], f.n_components))
-            if isinstance(resp, Exception):
-                raise resp
-            with precision_scope(dtype):
-                return _dispatch(prep, f, prior, keys, tol_j, max_iter, init_params, dt, resp)
-        except Exception as exc:  # noqa: BLE001 - one bad model must not end the study
-            return exc
-
     todo = []
     for f in fits:
         if f.n_components > X.shape[0]:
             f.row["error"] = f"n_components={f.n_components} > n_samples={X.shape[0]}"
         else:
             todo.append(f)
-    if todo:
-        k_max = max(f.n_components for f in todo)
-        if pad_components is None:  # only where the padded fit equals the unpadded one
-            pad_components = (init_params in ("kmeans", "k-means++")
-                              and bucket_size(X.shape[0]) * k_max * n_init <= 2**23)
-        for f in todo:
-            f.k_fit = k_max if pad_components else f.n_components
-            f.padded = bool(pad_components)
-            if f.padded:  # k-means on the standardised data: shared by the types of a scaling
-                key = (prep.scaling[f.covariance_type], f.n_components)
-                if key not in inits:
-                    inits[key] = _initial_resp(prep.data[f.covariance_type], f, keys,
-                                               init_params, dtype)
-    # the first model of each program compiles it (several at once with n_jobs > 1); the
+    k_max = max((f.n_components for f in todo), default=1)
+    if pad_components is None:  # only where the padded fit equals the unpadded one
+        pad_components = (init_params in ("kmeans", "k-means++")
+                          and bucket_size(X.shape[0]) * k_max * n_init <= 2**23)
+    pad_components = bool(pad_components)
+    # a small padded maximum-likelihood grid runs all its covariance types in one program
+    # (each type in full form; see _fit_score_types): it compiles one EM program instead
+    # of one per type, but runs every type as long as the slowest and diag / spherical on
+    # D (D + 1) / 2 features instead of D, so only where compiling dominates
+    one_program = (pad_components and prior is None and len(cts) > 1
+                   and X.shape[1] <= _ONE_PROGRAM_MAX_FEATURES
+                   and bucket_size(X.shape[0]) <= _SMALL_ROWS)
+    prep = _prepare(X, w, cts, reg_covar, dtype, full_form=one_program)
+    seed = seed_from(random_state)
+    settings = dict(n_init=n_init, prior=prior, init_params=init_params, max_iter=max_iter,
+                    tol=tol, reg_covar=reg_covar, dtype=dtype, random_state=random_state,
+                    seed=seed)
+    with precision_scope(dtype):
+        dt = jnp.dtype(dtype)
+        keys = restart_keys(seed, n_init)
+        tol_j = jnp.asarray(tol, dt)
+
+    for f in todo:
+        f.k_fit = k_max if pad_components else f.n_components
+        f.padded = pad_components
+        f.all_types = one_program
+    # one call per unit: all types of one K (one program), or one model
+    if one_program:
+        units = [u for u in ([f for f in todo if f.n_components == k] for k in ks) if u]
+    else:
+        units = [[f] for f in todo]
+    inits = {}  # (scaling, K) -> initial responsibilities of a padded grid, or the error
+    for f in todo:  # k-means on the standardised data: one per (scaling, K)
+        key = (prep.scaling[f.covariance_type], f.n_components)
+        if pad_components and key not in inits:
+            inits[key] = _initial_resp(prep.data[f.covariance_type], f, keys, init_params,
+                                       dtype)
+
+    def launch(unit):
+        # tracing holds the GIL, XLA compilation does not: with n_jobs > 1 several
+        # programs compile at once. Execution is asynchronous either way.
+        try:
+            with precision_scope(dtype):
+                if one_program:
+                    return _dispatch_types(prep, unit, tol_j, max_iter, dt, inits)
+                f = unit[0]
+                resp = inits.get((prep.scaling[f.covariance_type], f.n_components))
+                if isinstance(resp, Exception):
+                    raise resp
+                return _dispatch(prep, f, prior, keys, tol_j, max_iter, init_params, dt, resp)
+        except Exception as exc:  # noqa: BLE001 - one bad model must not end the study
+            return exc
+
+    # the first unit of each program compiles it (several at once with n_jobs > 1); the
     # others reuse it, so they are launched afterwards. (A padded grid's inits were
     # dispatched above, one compiled program for all.)
     seen, first, rest = set(), [], []
-    for f in todo:
-        key = (f.k_fit, f.covariance_type)
-        (rest if key in seen else first).append(f)
+    for u in units:
+        key = (u[0].k_fit, None if one_program else u[0].covariance_type)
+        (rest if key in seen else first).append(u)
         seen.add(key)
     n_jobs = _n_jobs(n_jobs, max(len(first), 1))
     if n_jobs == 1:
-        done = {id(f): launch(f) for f in first}
+        done = {id(u): launch(u) for u in first}
     else:
         with ThreadPoolExecutor(n_jobs) as ex:
             done = dict(zip(map(id, first), ex.map(launch, first)))
-    done.update({id(f): launch(f) for f in rest})
-    outs = [done[id(f)] for f in todo]
+    done.update({id(u): launch(u) for u in rest})
     # collect only after everything is dispatched: device work overlaps compilation
-    for f, out in zip(todo, outs):
+    for unit in units:
+        out = done[id(unit)]
         if not isinstance(out, Exception):
             try:
-                res, scores = jax.tree.map(np.asarray, out)
-            except Exception as exc:  # noqa: BLE001 - a run-time failure of one model
+                out = jax.tree.map(np.asarray, out)
+            except Exception as exc:  # noqa: BLE001 - a run-time failure of one unit
                 out = exc
-        if isinstance(out, Exception):
-            f.row["error"] = f"{type(out).__name__}: {out}"
-            warnings.warn(f"model K={f.n_components}, covariance_type={f.covariance_type!r} "
-                          f"could not be fitted: {f.row['error']}", DegenerateFitWarning,
-                          stacklevel=2)
-            continue
-        f.res = _first_components(res, f.n_components, f.covariance_type)
-        _fill_row(f, scores, prep, settings)
+        for t, f in enumerate(unit):
+            if isinstance(out, Exception):
+                f.row["error"] = f"{type(out).__name__}: {out}"
+                warnings.warn(f"model K={f.n_components}, covariance_type="
+                              f"{f.covariance_type!r} could not be fitted: {f.row['error']}",
+                              DegenerateFitWarning, stacklevel=2)
+                continue
+            res, scores = out
+            if one_program:
+                res, scores = jax.tree.map(lambda a, t=t: a[t], (res, scores))
+                res = _from_full_form(res, f.covariance_type)
+            f.res = _first_components(res, f.n_components, f.covariance_type)
+            _fill_row(f, scores, prep, settings)
     return SelectionResult(fits, prep, settings, crit, criterion, feature_names)
 
 
@@ -442,9 +503,46 @@ def _dispatch(prep: _Prepared, f: _Fit, prior, keys, tol_j, max_iter, init_param
         return _fit_score_jit(n_rows, keys, data, prior_s, tol_j, prep.reg[ct], cfg=cfg,
                               method=init_params)
     # every K of every type (k_max too) runs its type's program from the shared init
-    n_active = jnp.asarray(k, jnp.int32)
-    return _fit_score_from_resp_jit(n_rows, resp, data, prior_s, tol_j, prep.reg[ct], n_active,
-                                    cfg=cfg)
+    return _fit_score_from_resp_jit(n_rows, resp, data, prior_s, tol_j, prep.reg[ct],
+                                    np.int32(k), cfg=cfg)
+
+
+def _dispatch_types(prep: _Prepared, unit, tol_j, max_iter, dt, inits):
+    """All covariance types of one K (maximum likelihood) in one call of one program."""
+    k, k_fit = unit[0].n_components, unit[0].k_fit
+    scalings = sorted({prep.scaling[f.covariance_type] for f in unit})
+    resps, datas = [], []
+    for sc in scalings:
+        resp = inits[(sc, k)]
+        if isinstance(resp, Exception):
+            raise resp
+        resps.append(resp)
+        datas.append(next(prep.data[f.covariance_type] for f in unit
+                          if prep.scaling[f.covariance_type] == sc))
+    slots = tuple((cov.COVARIANCE_TYPES.index(f.covariance_type),
+                   scalings.index(prep.scaling[f.covariance_type])) for f in unit)
+    d = prep.X.shape[1]
+    regs = np.stack([np.broadcast_to(np.asarray(prep.reg[f.covariance_type]), (d,))
+                     for f in unit])
+    cfg = em.EMConfig(k_fit, "full", int(max_iter), False, False)
+    return _fit_score_types_jit(datas[0].x.shape[0], tuple(resps), tuple(datas), tol_j,
+                                regs.astype(dt), np.int32(k), cfg=cfg, slots=slots)
+
+
+def _from_full_form(res: em.EMResult, ct: str) -> em.EMResult:
+    """A (restarts, K, D, D) full-form result (numpy) in covariance type ``ct``'s layout."""
+
+    def typed(a):
+        if ct == "full":
+            return a
+        if ct == "tied":
+            return a[:, 0]
+        diag = np.diagonal(a, axis1=-2, axis2=-1)
+        return diag if ct == "diag" else diag[..., 0]
+
+    p = res.params
+    return res._replace(params=p._replace(covariances=typed(p.covariances),
+                                          precisions_cholesky=typed(p.precisions_cholesky)))
 
 
 def _first_components(res: em.EMResult, k: int, ct: str) -> em.EMResult:

@@ -57,6 +57,46 @@ def test_parity_with_sklearn_from_same_start(dataset, ct, faithful, iris):
     assert gm.aic(X) == pytest.approx(sk.aic(X), rel=1e-10)
 
 
+@pytest.mark.parametrize("ct", TYPES)
+def test_any_type_in_full_form_follows_sklearn(ct, iris):
+    """``bgmm.select`` fits all covariance types of a grid with one program, each type
+    held in full form (``em.m_step(kind=...)``: full-form E-step, M-step projected onto
+    the type). From scikit-learn's start it follows scikit-learn's EM for that type."""
+    import jax
+    import jax.numpy as jnp
+
+    from bgmm import covariance as cov
+    from bgmm import em
+    from bgmm.params import GMMParams
+
+    x = (iris - iris.mean(0)) / iris.std(0)  # EM runs in standardised units
+    n, d = x.shape
+    k, n_iter = 3, 15
+    start = _start(x, ct, k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk = SkGM(k, covariance_type=ct, max_iter=n_iter, tol=0.0, **start).fit(x)
+    prec = start["precisions_init"]
+    covs = np.linalg.inv(prec) if ct in ("full", "tied") else 1.0 / prec
+    with jax.enable_x64(True):
+        full = cov.to_full(jnp.asarray(covs), ct, k, d)
+        p0 = GMMParams(jnp.asarray(start["weights_init"]), jnp.asarray(start["means_init"]),
+                       full, cov.precision_cholesky(full, "full"))
+        data = em.make_data(jnp.asarray(x), jnp.ones(n), "full")
+        res = em.fit(data, p0, None, 0.0, jnp.asarray(1e-6), em.EMConfig(k, "full", n_iter),
+                     kind=jnp.asarray(TYPES.index(ct)))
+        c = np.asarray(res.params.covariances)
+    assert int(res.n_iter) == sk.n_iter_ == n_iter and not bool(res.failed)
+    typed = {"full": c, "tied": c[0], "diag": np.diagonal(c, axis1=1, axis2=2),
+             "spherical": c[:, 0, 0]}[ct]
+    np.testing.assert_allclose(res.params.weights, sk.weights_, rtol=1e-9)
+    np.testing.assert_allclose(res.params.means, sk.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(typed, sk.covariances_, rtol=1e-8, atol=1e-10)
+    with jax.enable_x64(True):  # the full form holds exactly the type's matrices
+        np.testing.assert_array_equal(cov.to_full(jnp.asarray(typed), ct, k, d), c)
+    np.testing.assert_allclose(np.asarray(res.trace), sk.lower_bounds_, rtol=1e-10)
+
+
 @pytest.mark.parametrize("dataset", ["faithful", pytest.param("iris", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("ct", TYPES)
 def test_restarts_at_least_as_good_as_sklearn(dataset, ct, faithful, iris):

@@ -109,11 +109,13 @@ def test_icl_equals_hand_computation_from_responsibilities(faithful, faithful_gr
         assert df.loc[key, "icl"] > df.loc[key, "bic"]
 
 
-@pytest.mark.parametrize("key", ["best", (2, "full")])
+@pytest.mark.parametrize("key", ["best", (2, "full"), (2, "diag"), (3, "spherical")])
 def test_grid_model_equals_a_direct_fit(faithful, faithful_grid, key):
-    """The grid shares one program per covariance type (K padded to 3 with weight-0
-    components); each model still equals a GaussianMixture fitted alone."""
-    assert faithful_grid._fits[(2, "full")].k_fit == 3  # padded
+    """The grid shares one program for all K (padded to 3 with weight-0 components) and
+    all covariance types (each in full form); each model still equals a
+    GaussianMixture fitted alone."""
+    fit = faithful_grid._fits[(2, "full")]
+    assert fit.k_fit == 3 and fit.all_types
     k, ct = faithful_grid.best_key_ if key == "best" else key
     gm = bgmm.GaussianMixture(k, covariance_type=ct, n_init=10, random_state=0).fit(faithful)
     model = faithful_grid.get_model(k, ct)
@@ -144,6 +146,24 @@ def test_padded_grid_runs_each_kmeans_init_once(faithful, faithful_grid, monkeyp
     grid = select(faithful, KS, TYPES, n_init=10, random_state=0)
     assert sorted(calls) == sorted(2 * list(KS))
     pd.testing.assert_frame_equal(grid.to_frame(), faithful_grid.to_frame())
+
+
+@pytest.mark.parametrize("types, weighted", [(TYPES, False), (("diag", "spherical"), True)])
+def test_one_program_for_all_types_equals_one_program_per_type(faithful, monkeypatch, types,
+                                                               weighted):
+    from bgmm import selection
+
+    w = np.random.default_rng(0).integers(0, 4, len(faithful)) if weighted else None
+    kw = dict(n_init=4, random_state=2, sample_weight=w)
+    one = select(faithful, (2, 4), types, **kw)
+    monkeypatch.setattr(selection, "_ONE_PROGRAM_MAX_FEATURES", 0)
+    per_type = select(faithful, (2, 4), types, **kw)
+    assert one._fits[(2, types[0])].all_types and not per_type._fits[(2, types[0])].all_types
+    a, b = one.to_frame(), per_type.to_frame()
+    for col in ("log_likelihood", "objective", "bic", "icl", "min_component_weight"):
+        np.testing.assert_allclose(a[col], b[col], rtol=1e-11, err_msg=col)
+    np.testing.assert_array_equal(a["n_iter"], b["n_iter"])
+    np.testing.assert_array_equal(a["valid"], b["valid"])
 
 
 def test_padded_grid_equals_one_program_per_model_under_map(faithful):
