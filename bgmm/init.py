@@ -37,19 +37,23 @@ def _sq_dist(x, centers):
     return jnp.maximum(d, 0.0)
 
 
-def _sample_indices(key, p, n: int):
-    """``n`` indices drawn with probability proportional to ``p >= 0`` (some > 0).
+# uniforms reserved per k-means++ step: more than the 2 + log(K) candidates for any K < 1e6
+_TRIAL_SLOTS = 16
+
+
+def _sample_indices(u, p):
+    """Indices drawn with probability proportional to ``p >= 0`` (some > 0), one per
+    uniform in ``u`` (any shape, values in [0, 1)).
 
     Inverse-CDF sampling as scikit-learn's k-means++ does it (one uniform per draw and a
-    binary search in the cumulative sum), not a categorical over all N logits, which
-    needs N random numbers per draw and dominated the k-means init at large N. An index
-    of ``p == 0`` is never returned.
+    search in the cumulative sum), not a categorical over all N logits, which needs N
+    random numbers per draw and dominated the k-means init at large N. An index of
+    ``p == 0`` is never returned.
     """
     c = jnp.cumsum(p)
-    # one key per draw: prefix-stable in n (a K-padded program draws as the unpadded one)
-    u = jax.vmap(lambda k: jax.random.uniform(k, (), p.dtype))(jax.random.split(key, n)) * c[-1]
-    idx = jnp.searchsorted(c, u, side="right")
-    last = p.shape[0] - 1 - jnp.argmax(p[::-1] > 0)  # u rounded up to c[-1]
+    # compare_all: a fused count, and a smaller program than the default binary search
+    idx = jnp.searchsorted(c, u * c[-1], side="right", method="compare_all")
+    last = p.shape[0] - 1 - jnp.argmax(p[::-1] > 0)  # u * c[-1] rounded up to c[-1]
     return jnp.minimum(idx, last)
 
 
@@ -57,35 +61,37 @@ def kmeans_plusplus(key, x, weight, n_components: int, n_active=None):
     """k-means++ seeding (D^2 weighting), greedy over 2 + log(K) candidates like scikit-learn.
 
     Returns the (K, D) centres. ``n_active`` (traced int, optional): seed only the first
-    ``n_active`` centres (the rest stay 0), with the same draws as ``n_components=n_active``
-    (JAX's key splits are prefix-stable), so a K-padded program reproduces the unpadded one.
+    ``n_active`` centres (the rest stay 0), with the same draws as ``n_components=n_active``,
+    so a K-padded program reproduces the unpadded one.
     """
     n_trials = 2 + int(math.log(n_components))
     if n_active is None:
         trials_on = n_trials
     else:  # 2 + floor(log(n_active)) of the n_trials candidates drawn
         trials_on = 2 + jnp.sum(jnp.arange(1, n_trials - 1) <= jnp.log(n_active))
-    key, k0 = jax.random.split(key)
-    first = _sample_indices(k0, weight, 1)[0]
+    # every uniform at once (one random-number kernel to compile): step i uses row i.
+    # Prefix-stable in K: with JAX's (default) partitionable threefry, entry (i, j) depends
+    # only on its flat index 16 i + j.
+    u = jax.random.uniform(key, (n_components, _TRIAL_SLOTS), x.dtype)[:, :n_trials]
+    first = _sample_indices(u[0, 0], weight)
     centers = jnp.zeros((n_components, x.shape[1]), x.dtype).at[0].set(x[first])
     closest = _sq_dist(x, x[first][None])[:, 0]
 
     def body(i, carry):
-        centers, closest, key = carry
-        key, sub = jax.random.split(key)
+        centers, closest = carry
         p = weight * closest
         p = jnp.where(jnp.sum(p) > 0, p, weight)  # all points already centres
-        cand = _sample_indices(sub, p, n_trials)
+        cand = _sample_indices(u[i], p)
         d_cand = jnp.minimum(closest[None, :], _sq_dist(x, x[cand]).T)  # (T, N)
         pot = jnp.sum(weight[None, :] * d_cand, axis=1)
         best = jnp.argmin(jnp.where(jnp.arange(n_trials) < trials_on, pot, jnp.inf))
         if n_active is None:
-            return centers.at[i].set(x[cand[best]]), d_cand[best], key
+            return centers.at[i].set(x[cand[best]]), d_cand[best]
         on = i < n_active
         return (jnp.where(on, centers.at[i].set(x[cand[best]]), centers),
-                jnp.where(on, d_cand[best], closest), key)
+                jnp.where(on, d_cand[best], closest))
 
-    centers, _, _ = jax.lax.fori_loop(1, n_components, body, (centers, closest, key))
+    centers, _ = jax.lax.fori_loop(1, n_components, body, (centers, closest))
     return centers
 
 

@@ -209,33 +209,38 @@ def test_kmeans_init_matches_sklearn_kmeans(faithful):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_kmeans_plusplus_draws_follow_the_weights(dtype, monkeypatch):
+def test_kmeans_plusplus_draws_follow_the_weights(dtype, faithful):
     """k-means++ draws indices by inverse CDF: frequencies match p (chi-square against the
     exact probabilities), an index of weight 0 is never drawn, even where the uniform
-    rounds up to the total (trailing zero weights: padding rows), and the draws are
-    prefix-stable in their number (a K-padded program draws as the unpadded one)."""
+    rounds up to the total (trailing zero weights: padding rows), and the seeding is
+    prefix-stable in K (a K-padded program seeds as the unpadded one)."""
     import jax
     import jax.numpy as jnp
 
-    from bgmm.init import _sample_indices
+    from bgmm.init import _sample_indices, kmeans_plusplus
 
     p = np.array([0.0, 1.0, 0.0, 3.0, 0.5, 0.0, 0.0])
+    xs = (faithful - faithful.mean(0)) / faithful.std(0)
     with jax.enable_x64(dtype == "float64"):
-        draws = np.asarray(jax.vmap(lambda k: _sample_indices(k, jnp.asarray(p, dtype), 3))(
-            jax.random.split(jax.random.PRNGKey(0), 20000))).ravel()
-        first = jax.vmap(lambda k: _sample_indices(k, jnp.asarray(p, dtype), 2))(
-            jax.random.split(jax.random.PRNGKey(0), 50))
-        again = jax.vmap(lambda k: _sample_indices(k, jnp.asarray(p, dtype), 5))(
-            jax.random.split(jax.random.PRNGKey(0), 50))
+        u = jax.random.uniform(jax.random.PRNGKey(0), (20000, 3), dtype)
+        draws = np.asarray(_sample_indices(u, jnp.asarray(p, dtype))).ravel()
         # a uniform that rounds up to the total: the search runs past the last positive
         # weight, into the zero-weight tail
-        monkeypatch.setattr(jax.random, "uniform", lambda key, shape, dtype: jnp.ones(shape, dtype))
-        edge = _sample_indices(jax.random.PRNGKey(0), jnp.asarray([0.0, 1.0, 0.0, 0.0], dtype), 4)
+        edge = _sample_indices(jnp.ones(4, dtype), jnp.asarray([0.0, 1.0, 0.0, 0.0], dtype))
+        x, w = jnp.asarray(xs, dtype), jnp.ones(len(xs), dtype)
+        seeds = []
+        for key in jax.random.split(jax.random.PRNGKey(1), 20):
+            alone = kmeans_plusplus(key, x, w, 3)
+            padded = kmeans_plusplus(key, x, w, 9, n_active=jnp.asarray(3))
+            seeds.append((np.asarray(alone), np.asarray(padded)))
     counts = np.bincount(draws, minlength=len(p))
     assert counts[p == 0].sum() == 0
     assert stats.chisquare(counts[p > 0], p[p > 0] / p.sum() * draws.size).pvalue > 1e-3
-    np.testing.assert_array_equal(np.asarray(again)[:, :2], np.asarray(first))
     assert set(np.asarray(edge).tolist()) == {1}
+    for alone, padded in seeds:
+        np.testing.assert_array_equal(padded[:3], alone)
+        np.testing.assert_array_equal(padded[3:], 0.0)
+    assert len({alone.tobytes() for alone, _ in seeds}) == len(seeds)  # the keys matter
 
 
 @pytest.mark.parametrize("prior", [None, "default"])
