@@ -3,13 +3,14 @@
 Same grid, same n_init, max_iter, tol, reg_covar and k-means initialisation on both
 sides; scikit-learn fits each model in a Python loop (its restarts are a loop too) and
 computes BIC. For bgmm each model is compiled code run once: init + EM for all restarts,
-vmapped, then the scoring E-step. By default (K padded) all K and all covariance types
-share one EM program (each type held in full form) and one k-means init program; the
-script also times one padded EM program per covariance type (as MAP grids and grids of
-more than 16 features or 8192 rows run) and ``pad_components=False`` (one fused program
-per model). It times ``bgmm.select`` on the whole grid cold (JAX's caches cleared: trace +
-compile + run, programs compiled on several threads) and warm (programs cached: run
-only); compile ~ cold - warm. ``--per-model`` also times each unpadded model's first
+vmapped, then the scoring E-step. By default (K padded) all K share one k-means init
+program and, on small data (at most 8192 padded rows, 16 features), all K and all
+covariance types share one EM program (each type held in full form); there the script
+also times one padded EM program per covariance type (as MAP grids and larger grids run).
+It always times ``pad_components=False`` (one fused program per model). It times
+``bgmm.select`` on the whole grid cold (JAX's caches cleared: trace + compile + run,
+programs compiled on several threads) and warm (programs cached: run only); compile ~
+cold - warm. ``--per-model`` also times each unpadded model's first
 (compile + run) and second (run) call, sequentially.
 
     python benchmarks/bench_select.py faithful
@@ -122,18 +123,20 @@ def main():
     t = time.perf_counter()
     res = select(x, ks, TYPES, **kw)  # programs cached: run only
     warm = time.perf_counter() - t
-    # K padded, one EM program per covariance type (what MAP grids and D > 16 use)
-    one_max = selection._ONE_PROGRAM_MAX_FEATURES
-    selection._ONE_PROGRAM_MAX_FEATURES = 0
-    jax.clear_caches()
-    t = time.perf_counter()
-    res_pt = select(x, ks, TYPES, **kw)
-    cold_pt = time.perf_counter() - t
-    t = time.perf_counter()
-    select(x, ks, TYPES, **kw)
-    warm_pt = time.perf_counter() - t
-    selection._ONE_PROGRAM_MAX_FEATURES = one_max
-    diff_pt = float(np.max(np.abs(res.to_frame()["bic"] - res_pt.to_frame()["bic"])))
+    first = res._fits[(ks[0], TYPES[0])]
+    pad, one = first.k_fit > ks[0], first.all_types
+    if one:  # K padded, one EM program per covariance type (as MAP and larger grids run)
+        one_max = selection._ONE_PROGRAM_MAX_FEATURES
+        selection._ONE_PROGRAM_MAX_FEATURES = 0
+        jax.clear_caches()
+        t = time.perf_counter()
+        res_pt = select(x, ks, TYPES, **kw)
+        cold_pt = time.perf_counter() - t
+        t = time.perf_counter()
+        select(x, ks, TYPES, **kw)
+        warm_pt = time.perf_counter() - t
+        selection._ONE_PROGRAM_MAX_FEATURES = one_max
+        diff_pt = float(np.max(np.abs(res.to_frame()["bic"] - res_pt.to_frame()["bic"])))
     jax.clear_caches()
     t = time.perf_counter()
     res_np = select(x, ks, TYPES, pad_components=False, **kw)  # one program per (K, type)
@@ -141,7 +144,6 @@ def main():
     t = time.perf_counter()
     select(x, ks, TYPES, pad_components=False, **kw)
     warm_np = time.perf_counter() - t
-    pad = res._fits[(ks[0], TYPES[0])].k_fit > ks[0]
     diff = float(np.max(np.abs(res.to_frame()["bic"] - res_np.to_frame()["bic"])))
     df = res.to_frame()
     per = None
@@ -157,7 +159,6 @@ def main():
             line += f" {per[(k, ct)][0]:15.2f} {per[(k, ct)][1]:11.4f}"
         print(line)
     print(f"\nscikit-learn loop over the grid:                  {sk_total:9.2f} s")
-    one = pad and x.shape[1] <= one_max
     what = ("K padded: one EM program for all types, one init program" if one else
             "K padded: one EM program per type, one init program" if pad else "not padded")
     print(f"bgmm.select (default: {what}):")
@@ -166,7 +167,7 @@ def main():
     print(f"  warm (programs cached, run only):               {warm:9.2f} s   "
           f"(sklearn / bgmm = {sk_total / warm:.1f}x)")
     print(f"  => compile ~ cold - warm = {cold - warm:.2f} s, run = {warm:.2f} s")
-    if pad:
+    if one:
         print("bgmm.select, K padded, one EM program per covariance type:")
         print(f"  cold {cold_pt:.2f} s (sklearn / bgmm = {sk_total / cold_pt:.2f}x), warm "
               f"{warm_pt:.2f} s (sklearn / bgmm = {sk_total / warm_pt:.1f}x); max |BIC - "

@@ -15,20 +15,27 @@ Three routes, one module:
   standardised data: it is compiled once for all types and run once per K for the
   types of one scaling (full, tied and diag share per-feature scaling; spherical has one
   scale). A study therefore compiles five programs instead of one per (K, covariance
-  type). Compiling still dominates a first study on small data. On a 2-core CPU
-  (``benchmarks/bench_select.py``; K = 1..6, four types, ``n_init=10``; each row one run,
-  the scikit-learn loop in the same process):
+  type). A small maximum-likelihood grid (no prior, at most 8192 padded rows and 16
+  features) goes further: all its covariance types run in **one** EM program, each type
+  held in full form (a diagonal or spherical covariance as a diagonal matrix, tied as K
+  equal matrices; :func:`bgmm.em.m_step`'s ``kind``), so the study compiles two programs.
+  Each type there takes the same EM steps as in its own program (to round-off), but
+  all types run as long as the slowest and on D x D matrices, which beyond that size
+  costs more than the compile it saves. Compiling still dominates a first study on
+  small data. On a 2-core CPU (``benchmarks/bench_select.py``; K = 1..6, four types,
+  ``n_init=10``; the scikit-learn loop in the same process; 2026-12-02):
 
-  ============================  ==============  ==========  ==========
-  data                          sklearn loop    bgmm cold   bgmm warm
-  ============================  ==============  ==========  ==========
-  Old Faithful (272 x 2)        4.2 s           7.0 s       0.4 s
-  synthetic 20,000 x 4          22.8 s          12.5 s      3.3 s
-  synthetic 100,000 x 4         103.6 s         33.7 s      27.1 s
-  ============================  ==============  ==========  ==========
+  ============================  ==============  ==============  ==============
+  data                          sklearn loop    bgmm cold       bgmm warm
+  ============================  ==============  ==============  ==============
+  Old Faithful (272 x 2)        3.4 s           3.3 - 3.6 s     0.34 - 0.36 s
+  synthetic 20,000 x 4          16.6 s          9.0 s           2.8 s
+  synthetic 100,000 x 4         80.7 s          25.3 s          17.5 s
+  ============================  ==============  ==============  ==============
 
-  Cold is a fresh process (trace, compile, run); with one program per model the Old
-  Faithful grid takes 49.7 s cold.
+  Cold is a fresh process (trace, compile, run). On Old Faithful one EM program per
+  covariance type (as a MAP grid runs) takes 5.4 - 5.6 s cold, one program per model
+  34 - 37 s.
   Calls are dispatched asynchronously; programs depend only on (max K, covariance type,
   max_iter, init method, padded N, D), so a second study of data of similar size
   compiles nothing. To reuse programs across processes, enable JAX's persistent cache
@@ -330,7 +337,9 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
         for "kmeans" / "k-means++" when the padded work is small (``padded rows * max K *
         n_init <= 2**23``), i.e. where compiling costs more than running. A padded grid
         keeps the initial responsibilities (``n_init * rows * max K`` numbers) between its
-        init program and each type's EM program.
+        init program and each type's EM program. A padded maximum-likelihood grid of at
+        most 8192 padded rows and 16 features runs all its covariance types in one EM
+        program (each in full form; see the module's docstring).
 
     Returns
     -------
