@@ -130,7 +130,10 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
         a prior-dominated, funnel-shaped posterior (its mean's scale follows its covariance)
         where step sizes tuned to the bulk diverge; on Old Faithful with K=3 full the smaller
         step removed all divergences and brought R-hat from 1.015 to 1.005 for ~1.6x the
-        gradient evaluations per draw.
+        gradient evaluations per draw. Where the over-fitted component crosses between
+        modes through that funnel, 0.95 mixes more reliably: Old Faithful K=3 full with
+        2000 warmup steps and 3000 draws, seeds 0-4, gave max R-hat 1.0006-1.0047 at 0.95
+        and 1.0032-1.0323 at 0.9.
     dense_mass : adapt a dense (True) or diagonal (False) mass matrix during warmup;
         "auto" (default) is dense when the model has at most ``DENSE_MASS_MAX_DIM`` (200)
         unconstrained parameters. The mixture posterior is strongly correlated (a weight
