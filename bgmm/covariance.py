@@ -185,15 +185,16 @@ def _triu_indices(n_features: int):
     return np.triu_indices(n_features)
 
 
-def second_moment_features(x, covariance_type: str):
+def second_moment_features(x, covariance_type: str, axis: int = -1):
     """Per-sample second-moment features: upper triangle of x x^T (full, tied) or x**2.
 
+    ``axis``: the features' axis of ``x`` and of the result (0 for ``x.T``, (D, N)).
     Computed once per fit; the M-step then needs one product ``resp^T @ features``.
     """
     if covariance_type in ("diag", "spherical"):
         return x * x
-    iu, ju = _triu_indices(x.shape[-1])
-    return x[:, iu] * x[:, ju]
+    iu, ju = _triu_indices(x.shape[axis])
+    return jnp.take(x, iu, axis=axis) * jnp.take(x, ju, axis=axis)
 
 
 def second_moment_matrix(s2, covariance_type: str, n_features: int):

@@ -77,13 +77,20 @@ def make_data(x, weight, covariance_type: str) -> Data:
     x = jnp.asarray(x)
     weight = jnp.asarray(weight, dtype=x.dtype)
     xz = jnp.where(jnp.isnan(x), 0.0, x)
-    xx = cov.second_moment_features(xz, covariance_type)
-    return Data(x, weight, xx, jnp.concatenate([xx, xz], axis=1).T)
+    xt = xz.T  # built features-first: rows of the transposed data are contiguous
+    xxt = cov.second_moment_features(xt, covariance_type, axis=0)
+    return Data(x, weight, xxt.T, jnp.concatenate([xxt, xt], axis=0))
 
 
-def _weighted_sums(data: Data, r, covariance_type: str) -> SuffStats:
-    """SuffStats from weighted responsibilities r (N, K) (already times the sample weight)."""
+def _weighted_sums(data: Data, r, covariance_type: str, components_first: bool = False
+                   ) -> SuffStats:
+    """SuffStats from weighted responsibilities r (N, K) (already times the sample weight);
+    r (K, N) with ``components_first`` (needs ``data.ft``)."""
     d = data.x.shape[-1]
+    if components_first:  # contracts the minor axis of both: one row-major GEMM
+        s = jax.lax.dot_general(data.ft, r, (((1,), (1,)), ((), ())), precision=_HI)
+        return SuffStats(jnp.sum(r, axis=1), s[-d:].T,
+                         cov.second_moment_matrix(s[:-d].T, covariance_type, d))
     nk = jnp.sum(r, axis=0)
     if data.ft is not None:
         s = jnp.matmul(data.ft, r, precision=_HI)  # (P + D, K)
@@ -110,6 +117,10 @@ def e_step(data: Data, params: GMMParams, covariance_type: str):
     return jnp.exp(wlp - log_norm[:, None]), log_norm
 
 
+def _log_weights(weights):
+    return jnp.where(weights > 0, jnp.log(jnp.where(weights > 0, weights, 1.0)), -jnp.inf)
+
+
 def feature_log_prob(data: Data, params: GMMParams, covariance_type: str):
     """``log w_k + log N(x_n | mu_k, Sigma_k)`` (N, K) from the precomputed features.
 
@@ -118,10 +129,17 @@ def feature_log_prob(data: Data, params: GMMParams, covariance_type: str):
     """
     a, b, c = cov.log_prob_coefficients(params.means, params.precisions_cholesky,
                                         covariance_type)
-    log_w = jnp.where(params.weights > 0, jnp.log(jnp.where(params.weights > 0,
-                                                            params.weights, 1.0)), -jnp.inf)
     return (jnp.matmul(data.xx, a, precision=_HI) + jnp.matmul(data.x, b, precision=_HI)
-            + (c + log_w)[None, :])
+            + (c + _log_weights(params.weights))[None, :])
+
+
+def _feature_log_prob_t(data: Data, params: GMMParams, covariance_type: str):
+    """:func:`feature_log_prob` transposed, (K, N), as one GEMM with ``data.ft``."""
+    a, b, c = cov.log_prob_coefficients(params.means, params.precisions_cholesky,
+                                        covariance_type)
+    coef = jnp.concatenate([a, b], axis=0)  # (P + D, K), the rows of ft
+    return (jax.lax.dot_general(coef, data.ft, (((0,), (0,)), ((), ())), precision=_HI)
+            + (c + _log_weights(params.weights))[:, None])
 
 
 def expectation(data: Data, params: GMMParams, cfg: EMConfig):
@@ -138,13 +156,20 @@ def expectation(data: Data, params: GMMParams, cfg: EMConfig):
 
         stats, log_norm = expectation_missing(data, params, cfg.covariance_type)
         return stats, jnp.sum(data.weight * log_norm)
-    wlp = feature_log_prob(data, params, cfg.covariance_type)
-    m = jnp.max(wlp, axis=1, keepdims=True)  # finite: some weight is > 0
+    # components first, (K, N), when the transposed features exist: the reductions over K
+    # are then elementwise over rows of N (vectorised), not over a minor axis of length K;
+    # 1.1-2.7x faster per E-step on the CPU, from (1e5, 8, 8) to 1,000 sets of (500, 2).
+    first = data.ft is not None
+    ax = 0 if first else 1
+    wlp = (_feature_log_prob_t if first else feature_log_prob)(data, params,
+                                                               cfg.covariance_type)
+    m = jnp.max(wlp, axis=ax, keepdims=True)  # finite: some weight is > 0
     e = jnp.exp(wlp - m)
-    s = jnp.sum(e, axis=1, keepdims=True)
-    r = e * (data.weight[:, None] / s)
-    log_norm = m[:, 0] + jnp.log(s[:, 0])
-    return _weighted_sums(data, r, cfg.covariance_type), jnp.sum(data.weight * log_norm)
+    s = jnp.sum(e, axis=ax, keepdims=True)
+    r = e * (jnp.expand_dims(data.weight, ax) / s)
+    log_norm = jnp.squeeze(m, ax) + jnp.log(jnp.squeeze(s, ax))
+    return (_weighted_sums(data, r, cfg.covariance_type, components_first=first),
+            jnp.sum(data.weight * log_norm))
 
 
 def _definite(plain, floored, covariance_type: str, tied=False):
@@ -331,6 +356,50 @@ class _LoopState(NamedTuple):
     trace: jax.Array
 
 
+def loop_start(params: GMMParams, cfg: EMConfig) -> _LoopState:
+    """The state :func:`fit` starts from (exposed for :mod:`bgmm.batch`)."""
+    dtype = params.means.dtype
+    return _LoopState(
+        params=params,
+        obj=jnp.asarray(-jnp.inf, dtype),
+        change=jnp.asarray(jnp.inf, dtype),
+        n_iter=jnp.asarray(0, jnp.int32),
+        converged=jnp.asarray(False),
+        failed=jnp.asarray(False),
+        trace=jnp.full((cfg.max_iter,), jnp.nan, dtype),
+    )
+
+
+def loop_running(s: _LoopState, cfg: EMConfig):
+    """Whether :func:`fit` takes another step from state ``s``."""
+    return (s.n_iter < cfg.max_iter) & ~s.converged & ~s.failed
+
+
+def loop_step(data: Data, s: _LoopState, prior, tol, reg, cfg: EMConfig, active=None,
+              kind=None) -> _LoopState:
+    """One step of :func:`fit`: an EM step, the convergence test and the trace."""
+    new, ok, obj = em_step(data, s.params, prior, reg, cfg, active, kind)
+    change = obj - s.obj
+    ok = ok & jnp.isfinite(obj)
+    params = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, s.params)
+    return _LoopState(
+        params=params,
+        obj=obj,
+        change=change,
+        n_iter=s.n_iter + 1,
+        converged=ok & (jnp.abs(change) < jnp.asarray(tol, obj.dtype)),
+        failed=~ok,
+        trace=s.trace.at[s.n_iter].set(obj),
+    )
+
+
+def loop_result(data: Data, s: _LoopState, prior, cfg: EMConfig, active=None) -> EMResult:
+    """The :class:`EMResult` of a final state (the objective re-scored at its parameters)."""
+    final = score(data, s.params, prior, cfg, active)
+    final = jnp.where(jnp.isnan(final), -jnp.inf, final)
+    return EMResult(s.params, final, s.n_iter, s.converged, s.failed, s.change, s.trace)
+
+
 def fit(data: Data, params: GMMParams, prior, tol, reg, cfg: EMConfig, active=None,
         kind=None) -> EMResult:
     """EM from ``params`` until ``|change of objective| < tol`` or ``cfg.max_iter`` steps.
@@ -341,40 +410,11 @@ def fit(data: Data, params: GMMParams, prior, tol, reg, cfg: EMConfig, active=No
     ``active``: see :func:`m_step` (``params`` must give inactive components weight 0).
     ``kind``: see :func:`m_step`.
     """
-    dtype = data.x.dtype
-    tol = jnp.asarray(tol, dtype)
-
-    def cond(s: _LoopState):
-        return (s.n_iter < cfg.max_iter) & ~s.converged & ~s.failed
-
-    def body(s: _LoopState):
-        new, ok, obj = em_step(data, s.params, prior, reg, cfg, active, kind)
-        change = obj - s.obj
-        ok = ok & jnp.isfinite(obj)
-        params = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, s.params)
-        return _LoopState(
-            params=params,
-            obj=obj,
-            change=change,
-            n_iter=s.n_iter + 1,
-            converged=ok & (jnp.abs(change) < tol),
-            failed=~ok,
-            trace=s.trace.at[s.n_iter].set(obj),
-        )
-
-    init = _LoopState(
-        params=params,
-        obj=jnp.asarray(-jnp.inf, dtype),
-        change=jnp.asarray(jnp.inf, dtype),
-        n_iter=jnp.asarray(0, jnp.int32),
-        converged=jnp.asarray(False),
-        failed=jnp.asarray(False),
-        trace=jnp.full((cfg.max_iter,), jnp.nan, dtype),
-    )
-    s = jax.lax.while_loop(cond, body, init)
-    final = score(data, s.params, prior, cfg, active)
-    final = jnp.where(jnp.isnan(final), -jnp.inf, final)
-    return EMResult(s.params, final, s.n_iter, s.converged, s.failed, s.change, s.trace)
+    s = jax.lax.while_loop(
+        lambda s: loop_running(s, cfg),
+        lambda s: loop_step(data, s, prior, tol, reg, cfg, active, kind),
+        loop_start(params, cfg))
+    return loop_result(data, s, prior, cfg, active)
 
 
 def fit_fixed(data: Data, params: GMMParams, prior, reg, cfg: EMConfig, n_iter: int):

@@ -31,9 +31,11 @@ class UserInit(NamedTuple):
     precisions_cholesky: jax.Array | None = None
 
 
-def _sq_dist(x, centers):
-    d = (jnp.sum(x * x, axis=1)[:, None] - 2.0 * jnp.matmul(x, centers.T, precision=_HI)
-         + jnp.sum(centers * centers, axis=1)[None, :])
+def _sq_dist_t(xt, x2, centers):
+    """Squared distances (K, N) from each centre to each column of ``xt`` (D, N); ``x2``
+    (N,) the columns' squared norms."""
+    d = (x2[None, :] - 2.0 * jnp.matmul(centers, xt, precision=_HI)
+         + jnp.sum(centers * centers, axis=1)[:, None])
     return jnp.maximum(d, 0.0)
 
 
@@ -57,13 +59,16 @@ def _sample_indices(u, p):
     return jnp.minimum(idx, last)
 
 
-def kmeans_plusplus(key, x, weight, n_components: int, n_active=None):
+def kmeans_plusplus(key, x, weight, n_components: int, n_active=None, xt=None):
     """k-means++ seeding (D^2 weighting), greedy over 2 + log(K) candidates like scikit-learn.
 
     Returns the (K, D) centres. ``n_active`` (traced int, optional): seed only the first
     ``n_active`` centres (the rest stay 0), with the same draws as ``n_components=n_active``,
-    so a K-padded program reproduces the unpadded one.
+    so a K-padded program reproduces the unpadded one. ``xt``: ``x.T`` if the caller has
+    it (distances are formed candidates-first, (T, N): vectorised over N on the CPU).
     """
+    xt = x.T if xt is None else xt
+    x2 = jnp.sum(xt * xt, axis=0)
     n_trials = 2 + int(math.log(n_components))
     if n_active is None:
         trials_on = n_trials
@@ -75,14 +80,14 @@ def kmeans_plusplus(key, x, weight, n_components: int, n_active=None):
     u = jax.random.uniform(key, (n_components, _TRIAL_SLOTS), x.dtype)[:, :n_trials]
     first = _sample_indices(u[0, 0], weight)
     centers = jnp.zeros((n_components, x.shape[1]), x.dtype).at[0].set(x[first])
-    closest = _sq_dist(x, x[first][None])[:, 0]
+    closest = _sq_dist_t(xt, x2, x[first][None])[0]
 
     def body(i, carry):
         centers, closest = carry
         p = weight * closest
         p = jnp.where(jnp.sum(p) > 0, p, weight)  # all points already centres
         cand = _sample_indices(u[i], p)
-        d_cand = jnp.minimum(closest[None, :], _sq_dist(x, x[cand]).T)  # (T, N)
+        d_cand = jnp.minimum(closest[None, :], _sq_dist_t(xt, x2, x[cand]))  # (T, N)
         pot = jnp.sum(weight[None, :] * d_cand, axis=1)
         best = jnp.argmin(jnp.where(jnp.arange(n_trials) < trials_on, pot, jnp.inf))
         if n_active is None:
@@ -95,36 +100,49 @@ def kmeans_plusplus(key, x, weight, n_components: int, n_active=None):
     return centers
 
 
-def _labels(x, centers, active=None):
-    d = _sq_dist(x, centers)
+def _labels(xt, centers, active=None):
+    """Nearest centre of each column of ``xt`` (D, N). Components first, (K, N): the
+    argmin over K is then elementwise over rows of N (vectorised on the CPU); ``|x|^2``
+    is left out, as it does not change the argmin."""
+    d = (jnp.sum(centers * centers, axis=1)[:, None]
+         - 2.0 * jnp.matmul(centers, xt, precision=_HI))
     if active is not None:
-        d = jnp.where(active[None, :], d, jnp.inf)
-    return jnp.argmin(d, axis=1)
+        d = jnp.where(active[:, None], d, jnp.inf)
+    return jnp.argmin(d, axis=0)
 
 
-def lloyd(x, weight, centers, max_iter: int = 100, tol: float = 1e-4, active=None):
+def lloyd(x, weight, centers, max_iter: int = 100, tol: float = 1e-4, active=None, xt=None):
     """Weighted Lloyd iterations from ``centers``; an empty cluster keeps its centre.
-    ``active`` (K,) bool, optional: only those centres take points."""
-    tol = tol * jnp.mean(jnp.var(x, axis=0))
+    ``active`` (K,) bool, optional: only those centres take points. ``xt``: ``x.T``
+    if the caller has it (e.g. the rows of :attr:`bgmm.em.Data.ft`)."""
+    xt = x.T if xt is None else xt
+    s = jax.lax.while_loop(lambda s: lloyd_running(s, max_iter),
+                           lambda s: lloyd_step(xt, weight, s, active),
+                           lloyd_start(x, centers, tol))
+    return s[0]
 
-    def step(c):
-        labels = _labels(x, c, active)
-        onehot = jax.nn.one_hot(labels, c.shape[0], dtype=x.dtype) * weight[:, None]
-        n = jnp.sum(onehot, axis=0)
-        new = jnp.matmul(onehot.T, x, precision=_HI) / jnp.maximum(n, 1e-30)[:, None]
-        return jnp.where((n > 0)[:, None], new, c)
 
-    def cond(s):
-        _, shift, i = s
-        return (i < max_iter) & (shift > tol)
+def lloyd_start(x, centers, tol: float = 1e-4):
+    """Lloyd's state: (centres, last squared shift, iterations, shift threshold)."""
+    return (centers, jnp.asarray(jnp.inf, x.dtype), jnp.asarray(0, jnp.int32),
+            tol * jnp.mean(jnp.var(x, axis=0)))
 
-    def body(s):
-        c, _, i = s
-        new = step(c)
-        return new, jnp.sum((new - c) ** 2), i + 1
 
-    centers, _, _ = jax.lax.while_loop(cond, body, (centers, jnp.asarray(jnp.inf, x.dtype), 0))
-    return centers
+def lloyd_running(s, max_iter: int = 100):
+    return (s[2] < max_iter) & (s[1] > s[3])
+
+
+def lloyd_step(xt, weight, s, active=None):
+    """One weighted Lloyd iteration on the columns of ``xt`` (D, N); an empty cluster keeps
+    its centre."""
+    c, _, i, tol = s
+    ks = jnp.arange(c.shape[0])[:, None]
+    onehot = jnp.where(_labels(xt, c, active)[None, :] == ks, weight[None, :], 0.0)
+    n = jnp.sum(onehot, axis=1)
+    new = (jax.lax.dot_general(onehot, xt, (((1,), (1,)), ((), ())), precision=_HI)
+           / jnp.maximum(n, 1e-30)[:, None])
+    new = jnp.where((n > 0)[:, None], new, c)
+    return new, jnp.sum((new - c) ** 2), i + 1, tol
 
 
 def initial_resp(key, data: Data, n_components: int, method: str, n_active=None):
@@ -138,10 +156,11 @@ def initial_resp(key, data: Data, n_components: int, method: str, n_active=None)
     k = n_components
     active = None if n_active is None else jnp.arange(k) < n_active
     if method in ("kmeans", "k-means++"):
-        centers = kmeans_plusplus(key, x, w, k, n_active)
+        xt = x.T if data.ft is None else data.ft[-x.shape[1]:]  # ft ends with x^T (NaN as 0)
+        centers = kmeans_plusplus(key, x, w, k, n_active, xt)
         if method == "kmeans":
-            centers = lloyd(x, w, centers, active=active)
-        return jax.nn.one_hot(_labels(x, centers, active), k, dtype=x.dtype)
+            centers = lloyd(x, w, centers, active=active, xt=xt)
+        return jax.nn.one_hot(_labels(xt, centers, active), k, dtype=x.dtype)
     on = 1.0 if active is None else active.astype(x.dtype)
     if method == "random":
         r = jax.random.uniform(key, (x.shape[0], k), dtype=x.dtype) * on
