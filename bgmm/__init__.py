@@ -7,6 +7,7 @@ from .datasets import load_faithful
 from .estimator import GaussianMixture
 from .inference import compare_em_mcmc, posterior_responsibilities
 from .io import load_estimator, load_posterior, save_estimator, save_posterior
+from .many import ManyFits, fit_many
 from .mcmc import run_nuts
 from .model import marginal_model, model
 from .params import GMMParams
@@ -22,6 +23,7 @@ __all__ = [
     "GMMParams",
     "GMMPrior",
     "GaussianMixture",
+    "ManyFits",
     "SelectionResult",
     "compare_loo",
     "default_prior",
@@ -29,6 +31,7 @@ __all__ = [
     "load_faithful",
     "load_posterior",
     "compare_em_mcmc",
+    "fit_many",
     "inference",
     "mcmc",
     "posterior_responsibilities",

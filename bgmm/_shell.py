@@ -37,13 +37,20 @@ class Standardizer(NamedTuple):
 
     @classmethod
     def fit(cls, x, sample_weight, covariance_type: str):
-        w = np.ones(x.shape[0]) if sample_weight is None else sample_weight
-        obs = ~np.isnan(x)
-        ws = (w[:, None] * obs).sum(0)
-        center = (w[:, None] * np.where(obs, x, 0.0)).sum(0) / ws
-        var = (w[:, None] * np.where(obs, x - center, 0.0) ** 2).sum(0) / ws
+        """From x (N, D) and weights (N,) or None; or many sets at once, x (S, N, D),
+        weights (S, N), giving center and scale (S, D)."""
+        w = np.ones(x.shape[:-1]) if sample_weight is None else sample_weight
+        if not np.isnan(x).any():  # (two passes fewer: fit_many standardises 1e6 rows)
+            ws = w.sum(-1)[..., None]
+            center = np.einsum("...n,...nd->...d", w, x) / ws
+            var = np.einsum("...n,...nd->...d", w, (x - center[..., None, :]) ** 2) / ws
+        else:
+            obs = ~np.isnan(x)
+            ws = (w[..., None] * obs).sum(-2)
+            center = (w[..., None] * np.where(obs, x, 0.0)).sum(-2) / ws
+            var = (w[..., None] * np.where(obs, x - center[..., None, :], 0.0) ** 2).sum(-2) / ws
         if covariance_type == "spherical":
-            var = np.full_like(var, var.mean())
+            var = np.broadcast_to(var.mean(-1, keepdims=True), var.shape).copy()
         scale = np.sqrt(var)
         tiny = scale <= 1e-300 * np.maximum(1.0, np.abs(center)) + 0.0
         scale = np.where(tiny | ~np.isfinite(scale), 1.0, scale)

@@ -23,19 +23,20 @@ Three routes, one module:
   all types run as long as the slowest and on D x D matrices, which beyond that size
   costs more than the compile it saves. Compiling still dominates a first study on
   small data. On a 2-core CPU (``benchmarks/bench_select.py``; K = 1..6, four types,
-  ``n_init=10``; the scikit-learn loop in the same process; 2026-12-02):
+  ``n_init=10``; the scikit-learn loop in the same process; 2026-12-02, after the
+  components-first E-step):
 
   ============================  ==============  ==============  ==============
   data                          sklearn loop    bgmm cold       bgmm warm
   ============================  ==============  ==============  ==============
-  Old Faithful (272 x 2)        3.4 s           3.3 - 3.6 s     0.34 - 0.36 s
-  synthetic 20,000 x 4          16.6 s          9.0 s           2.8 s
-  synthetic 100,000 x 4         80.7 s          25.3 s          17.5 s
+  Old Faithful (272 x 2)        3.8 s           2.95 s          0.18 s
+  synthetic 20,000 x 4          15.6 s          7.7 s           1.5 s
+  synthetic 100,000 x 4         72.0 s          15.8 s          10.3 s
   ============================  ==============  ==============  ==============
 
-  Cold is a fresh process (trace, compile, run). On Old Faithful one EM program per
-  covariance type (as a MAP grid runs) takes 5.4 - 5.6 s cold, one program per model
-  34 - 37 s.
+  Cold is the first study in a process (trace, compile, run). On Old Faithful one EM
+  program per covariance type (as a MAP grid runs) takes 4.5 s cold, one program per
+  model 27 s.
   Calls are dispatched asynchronously; programs depend only on (max K, covariance type,
   max_iter, init method, padded N, D), so a second study of data of similar size
   compiles nothing. To reuse programs across processes, enable JAX's persistent cache
