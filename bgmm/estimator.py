@@ -544,21 +544,25 @@ def _np_to_full(covs, ct, k, d):
 
 def _collapsed(p: GMMParams, reg_std, ct, dtype):
     """Mask of components whose covariance (standardised units) is singular but for the
-    added regularisation; tied: one flag. ``reg_std`` (D,) is ``reg_covar`` standardised."""
+    added regularisation; tied: one flag. ``reg_std`` (D,) is ``reg_covar`` standardised.
+    Leading batch axes (many fits: parameters (S, K, ...), ``reg_std`` (S, D)) carry
+    through."""
     eps = np.finfo(np.dtype(dtype)).eps
-    k, d = p.means.shape
-    regd = np.maximum(np.broadcast_to(reg_std, (d,)), 16 * eps)  # at least em.m_step's 16 eps floor
+    d = p.means.shape[-1]
+    # at least em.m_step's 16 eps floor
+    regd = np.maximum(np.broadcast_to(reg_std, p.means.shape[:-2] + (d,)), 16 * eps)
+    reg_eye = regd[..., :, None] * np.eye(d)
     # round-off of the moment formula s2 / n - m m^T grows with the squared mean
-    tol = 100 * eps * (1.0 + np.sum(p.means**2, axis=1))
+    tol = 100 * eps * (1.0 + np.sum(p.means**2, axis=-1))
     if ct == "tied":
-        lam = np.linalg.eigvalsh(p.covariances - np.diag(regd))[0]
-        return np.asarray(lam <= tol.max())
+        lam = np.linalg.eigvalsh(p.covariances - reg_eye)[..., 0]
+        return np.asarray(lam <= tol.max(axis=-1))
     if ct == "full":
-        lam = np.linalg.eigvalsh(p.covariances - np.diag(regd))[:, 0]
+        lam = np.linalg.eigvalsh(p.covariances - reg_eye[..., None, :, :])[..., 0]
     elif ct == "diag":
-        lam = np.min(p.covariances - regd[None, :], axis=1)
+        lam = np.min(p.covariances - regd[..., None, :], axis=-1)
     else:
-        lam = p.covariances - np.mean(regd)
+        lam = p.covariances - np.mean(regd, axis=-1)[..., None]
     return lam <= tol
 
 

@@ -129,6 +129,7 @@ def lloyd_start(x, centers, tol: float = 1e-4):
 
 
 def lloyd_running(s, max_iter: int = 100):
+    """Whether :func:`lloyd` takes another step from state ``s`` (at least one is taken)."""
     return (s[2] < max_iter) & (s[1] > s[3])
 
 

@@ -24,7 +24,8 @@ from ._shell import (
     precision_scope,
     seed_from,
 )
-from .estimator import _MAX_ABS, GaussianMixture, size_jit
+from .estimator import _MAX_ABS, GaussianMixture, _collapsed, size_jit
+from .params import GMMParams
 
 
 def _fit_many(keys, x, weight, reg, tol, *, cfg, method):
@@ -152,8 +153,19 @@ def fit_many(X, n_components: int = 1, *, covariance_type: str = "full", sample_
         weights.astype(out), means.astype(out), covs.astype(out), prec_chol.astype(out),
         r.objective - log_det, obj - log_det[:, None], r.n_iter.astype(int),
         r.converged.astype(bool), r.failed.astype(bool), params, std, w, res)
-    _warn(fits, max_iter, tol)
+    n_eff = r.params.weights * (w.sum(axis=1) / _mean_positive(w))[:, None]
+    empty = n_eff < 1.0 - 1e-3  # as GaussianMixture: less than one sample's weight
+    collapsed = _collapsed(GMMParams(*(np.asarray(a, np.float64) for a in r.params)),
+                           reg_covar / std.scale**2, covariance_type, dtype)
+    collapsed = collapsed & ~empty if covariance_type != "tied" else collapsed
+    _warn(fits, max_iter, tol, empty.any(axis=1),
+          collapsed if collapsed.ndim == 1 else collapsed.any(axis=1))
     return fits
+
+
+def _mean_positive(w):
+    """One sample's weight per set: the mean positive weight (weights may be normalised)."""
+    return np.sum(w, axis=1) / np.sum(w > 0, axis=1)
 
 
 def _keys(seed: int, n_sets: int, n_init: int):
@@ -206,7 +218,7 @@ def _check_weights(sample_weight, shape) -> np.ndarray:
     return w
 
 
-def _warn(fits: ManyFits, max_iter, tol):
+def _warn(fits: ManyFits, max_iter, tol, empty, collapsed):
     def some(mask):
         idx = np.flatnonzero(mask)
         return f"{idx.size} of {mask.size} data sets ({idx[:10].tolist()}{' ...' if idx.size > 10 else ''})"
@@ -216,6 +228,18 @@ def _warn(fits: ManyFits, max_iter, tol):
             f"EM stopped early in {some(fits.failed_)}: an M-step produced a covariance that "
             "is not positive definite; the last valid parameters are kept. Increase reg_covar.",
             DegenerateFitWarning, stacklevel=3)
+    if empty.any():
+        warnings.warn(
+            f"a component holds less than one sample's weight in {some(empty)}; an emptied "
+            "component keeps weight ~0 and its previous mean and covariance "
+            "(fits.estimator(i) says which). Use fewer components.",
+            DegenerateFitWarning, stacklevel=3)
+    if collapsed.any():
+        warnings.warn(
+            f"a covariance collapsed onto a point or a lower-dimensional subspace in "
+            f"{some(collapsed)} (duplicate points, a constant feature or collinear features): "
+            "it is singular but for reg_covar. Use fewer components, drop redundant features "
+            "or raise reg_covar.", DegenerateFitWarning, stacklevel=3)
     late = ~fits.converged_ & ~fits.failed_
     if late.any():
         warnings.warn(

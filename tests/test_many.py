@@ -129,6 +129,13 @@ def test_fit_many_warns_per_set_and_validates():
     X = blobs(4, seed=4)
     with pytest.warns(bgmm.ConvergenceWarning, match="4 of 4 data sets"):
         bgmm.fit_many(X, 3, max_iter=1, random_state=0)
+    dup = X.copy()
+    dup[1, :60] = dup[1, 0]  # half of set 1 on one point: a component collapses onto it
+    with pytest.warns(bgmm.DegenerateFitWarning, match=r"collapsed .* in 1 of 4 data sets \(\[1\]"):
+        fits = bgmm.fit_many(dup, 3, random_state=0)
+    with pytest.warns(bgmm.DegenerateFitWarning, match="collapsed"):
+        fits.estimator(1)  # the estimator of that set says the same
+    assert np.isfinite(fits.lower_bound_).all()
     bad = X.copy()
     bad[2, 5, 1] = np.nan
     with pytest.raises(ValueError, match=r"NaN \(first in set 2, row 5, column 1"):
