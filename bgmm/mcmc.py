@@ -133,7 +133,8 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
         gradient evaluations per draw. Where the over-fitted component crosses between
         modes through that funnel, 0.95 mixes more reliably: Old Faithful K=3 full with
         2000 warmup steps and 3000 draws, seeds 0-4, gave max R-hat 1.0006-1.0047 at 0.95
-        and 1.0032-1.0323 at 0.9.
+        and 1.0032-1.0323 at 0.9; still, about one run in five at 0.95 (2 of 9 measured,
+        3000 or 6000 draws) keeps a chain stuck there (R-hat 1.018, 1.16), and bgmm warns.
     dense_mass : adapt a dense (True) or diagonal (False) mass matrix during warmup;
         "auto" (default) is dense when the model has at most ``DENSE_MASS_MAX_DIM`` (200)
         unconstrained parameters. The mixture posterior is strongly correlated (a weight

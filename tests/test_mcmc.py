@@ -331,13 +331,24 @@ def test_chain_starts_are_the_em_solution_jittered(faithful):
 #   812-2397, 4 divergences in all, 103-288 s). (Seed 0 at target 0.9 gave 1.0176 with
 #   `make test-slow` on 2026-11-23's machine: which seed fails depends on round-off, i.e.
 #   on the CPU and its threads, so the test needs a margin, not a lucky seed.)
+# - 2026-12-02, the same EM start up to round-off (d196d05: components-first E-step, a
+#   batched standardisation; the start moved in the 15th digit), target 0.95, 2000 warmup:
+#   3000 draws, seeds 0-3: 1.018 (43 divergences, min bulk ESS 230), 1.0046, 1.0022, 1.0060;
+#   6000 draws, seeds 0-4: 1.0056, 1.0024, 1.0020, 1.0078, 1.162 (166 divergences, one chain
+#   in another mode, ESS 17); seed 0 with 4000 warmup: 1.198 (178 divergences, ESS 31).
+# So about one run in five has a chain stuck in the funnel, whatever the settings: no seed
+# or run length makes "R-hat < 1.01" a property of this posterior. What bgmm guarantees is
+# that such a run is never silent: every failing run above raised a DivergenceWarning
+# (and the worst a LabelSwitchingWarning), so for K=3 full the test asserts "converged, or
+# warned"; the well-identified configurations must converge.
 # Non-centred means (mu_k = m + chol(Sigma_k / kappa) eps_k through numpyro.handlers.reparam)
 # were tried and were worse: seeds 0-6 gave 1.004-1.147.
 @pytest.mark.slow
-@pytest.mark.parametrize(("k", "ct", "num_warmup", "num_samples", "target"),
-                         [(2, "full", 1000, 1000, 0.9), (2, "diag", 1000, 1000, 0.9),
-                          (3, "full", 2000, 3000, 0.95), (3, "diag", 1000, 1000, 0.9)])
-def test_faithful_all_configurations(faithful, k, ct, num_warmup, num_samples, target):
+@pytest.mark.parametrize(("k", "ct", "num_warmup", "num_samples", "target", "overfitted"),
+                         [(2, "full", 1000, 1000, 0.9, False), (2, "diag", 1000, 1000, 0.9, False),
+                          (3, "full", 2000, 3000, 0.95, True), (3, "diag", 1000, 1000, 0.9, False)])
+def test_faithful_all_configurations(faithful, k, ct, num_warmup, num_samples, target,
+                                     overfitted):
     gm = bgmm.GaussianMixture(k, covariance_type=ct, prior="default", n_init=5,
                               random_state=0).fit(faithful)
     with warnings.catch_warnings(record=True) as rec:
@@ -345,8 +356,11 @@ def test_faithful_all_configurations(faithful, k, ct, num_warmup, num_samples, t
         tree = gm.sample_posterior(faithful, num_chains=4, num_warmup=num_warmup,
                                    num_samples=num_samples, target_accept_prob=target, seed=0)
     post = tree["posterior"].to_dataset()[["weights", "means"]]
-    assert float(az.rhat(post).to_array().max()) < 1.01
-    assert float(az.ess(post, method="bulk").to_array().min()) > 400
+    converged = (float(az.rhat(post).to_array().max()) < 1.01
+                 and float(az.ess(post, method="bulk").to_array().min()) > 400)
+    warned = any(issubclass(r.category, (bgmm.mcmc.DivergenceWarning,
+                                         bgmm.mcmc.LabelSwitchingWarning)) for r in rec)
+    assert converged or (overfitted and warned)
     n_div = tree.attrs["n_divergent"]
     assert n_div == int(tree["sample_stats"]["diverging"].values.sum())
     if n_div:  # reported, not hidden
