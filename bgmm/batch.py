@@ -27,6 +27,7 @@ from .init import (
     lloyd_running,
     lloyd_start,
     lloyd_step,
+    lloyd_threshold,
     params_from_resp,
 )
 
@@ -109,8 +110,11 @@ def fit_many(keys, x, weight, reg, tol, *, cfg: em.EMConfig, method: str = "kmea
         c0 = jax.vmap(lambda key, i: kmeans_plusplus(key, datas.x[set_of[i]],
                                                      datas.weight[set_of[i]], k, xt=xt_of(i)))(
             keys, items)
+        # per set once, not per slot at every step
+        threshold = jax.vmap(lloyd_threshold)(datas.x)
         centers = work_queue(
-            n_items, slots, lambda i: lloyd_start(datas.x[set_of[i]], c0[i]),
+            n_items, slots,
+            lambda i: lloyd_start(c0[i], threshold[set_of[i]]),
             lambda s, i: lloyd_step(xt_of(i), datas.weight[set_of[i]], s), lloyd_running,
             lambda s: s[0], c0)
         resp = jax.vmap(lambda c, i: jax.nn.one_hot(_labels(xt_of(i), c), k, dtype=x.dtype))(

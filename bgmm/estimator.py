@@ -578,22 +578,29 @@ def _standardize_cov(covs, scale, ct):
 
 
 def _destandardize(p: GMMParams, std: Standardizer, ct):
+    """Weights, means and covariances in the data's units. Leading batch axes (many fits:
+    parameters (S, K, ...), ``std`` (S, D)) carry through."""
     s = std.scale
-    means = p.means * s + std.center
-    if ct in ("full", "tied"):
-        covs = p.covariances * np.outer(s, s)
+    means = p.means * s[..., None, :] + std.center[..., None, :]
+    if ct == "full":
+        covs = p.covariances * (s[..., None, :, None] * s[..., None, None, :])
+    elif ct == "tied":
+        covs = p.covariances * (s[..., :, None] * s[..., None, :])
     elif ct == "diag":
-        covs = p.covariances * s**2
+        covs = p.covariances * s[..., None, :] ** 2
     else:
-        covs = p.covariances * s[0] ** 2
+        covs = p.covariances * s[..., :1] ** 2
     return p.weights, means, covs
 
 
 def _destandardize_prec_chol(u, std: Standardizer, ct):
+    """Sigma = S Sigma' S  =>  U = S^{-1} U' (batch axes as :func:`_destandardize`)."""
     s = std.scale
-    if ct in ("full", "tied"):
-        return u / s[:, None]
-    return u / (s if ct == "diag" else s[0])
+    if ct == "full":
+        return u / s[..., None, :, None]
+    if ct == "tied":
+        return u / s[..., :, None]
+    return u / (s[..., None, :] if ct == "diag" else s[..., :1])
 
 
 def _np_precision_cholesky(covs, ct):

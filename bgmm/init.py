@@ -118,14 +118,19 @@ def lloyd(x, weight, centers, max_iter: int = 100, tol: float = 1e-4, active=Non
     xt = x.T if xt is None else xt
     s = jax.lax.while_loop(lambda s: lloyd_running(s, max_iter),
                            lambda s: lloyd_step(xt, weight, s, active),
-                           lloyd_start(x, centers, tol))
+                           lloyd_start(centers, lloyd_threshold(x, tol)))
     return s[0]
 
 
-def lloyd_start(x, centers, tol: float = 1e-4):
+def lloyd_threshold(x, tol: float = 1e-4):
+    """Lloyd stops once the centres' squared shift is below this: ``tol`` times the mean
+    variance of the features (scikit-learn's rule)."""
+    return tol * jnp.mean(jnp.var(x, axis=0))
+
+
+def lloyd_start(centers, threshold):
     """Lloyd's state: (centres, last squared shift, iterations, shift threshold)."""
-    return (centers, jnp.asarray(jnp.inf, x.dtype), jnp.asarray(0, jnp.int32),
-            tol * jnp.mean(jnp.var(x, axis=0)))
+    return (centers, jnp.asarray(jnp.inf, centers.dtype), jnp.asarray(0, jnp.int32), threshold)
 
 
 def lloyd_running(s, max_iter: int = 100):

@@ -24,7 +24,14 @@ from ._shell import (
     precision_scope,
     seed_from,
 )
-from .estimator import _MAX_ABS, GaussianMixture, _collapsed, size_jit
+from .estimator import (
+    _MAX_ABS,
+    GaussianMixture,
+    _collapsed,
+    _destandardize,
+    _destandardize_prec_chol,
+    size_jit,
+)
 from .params import GMMParams
 
 
@@ -97,8 +104,9 @@ def fit_many(X, n_components: int = 1, *, covariance_type: str = "full", sample_
     fits set ``i`` as ``GaussianMixture(random_state=i).fit(X[i])`` does.
 
     All (set, restart) fits run in one compiled call; each takes exactly its own EM
-    iterations (:mod:`bgmm.batch`). Returns a :class:`ManyFits`. Warns (once, naming
-    the sets) when fits did not converge or an M-step failed.
+    iterations (:mod:`bgmm.batch`). Returns a :class:`ManyFits`. Warns (once per kind,
+    naming the sets) when fits did not converge, an M-step failed, or a component emptied
+    or collapsed.
     """
     params = dict(n_components=n_components, covariance_type=covariance_type, tol=tol,
                   reg_covar=reg_covar, max_iter=max_iter, n_init=n_init,
@@ -135,19 +143,9 @@ def fit_many(X, n_components: int = 1, *, covariance_type: str = "full", sample_
     best = np.argmax(obj, axis=1)
     r = jax.tree.map(lambda a: a[np.arange(n_sets), best], res)
     log_det = np.sum(np.log(std.scale), axis=1)
-    weights, means, covs, prec_chol = (np.asarray(a, np.float64) for a in r.params)
-    s, c = std.scale, std.center
-    means = means * s[:, None, :] + c[:, None, :]
-    if covariance_type == "full":
-        covs = covs * (s[:, None, :, None] * s[:, None, None, :])
-        prec_chol = prec_chol / s[:, None, :, None]
-    elif covariance_type == "tied":
-        covs = covs * (s[:, :, None] * s[:, None, :])
-        prec_chol = prec_chol / s[:, :, None]
-    elif covariance_type == "diag":
-        covs, prec_chol = covs * s[:, None, :] ** 2, prec_chol / s[:, None, :]
-    else:
-        covs, prec_chol = covs * s[:, :1] ** 2, prec_chol / s[:, :1]
+    params_std = GMMParams(*(np.asarray(a, np.float64) for a in r.params))
+    weights, means, covs = _destandardize(params_std, std, covariance_type)
+    prec_chol = _destandardize_prec_chol(params_std.precisions_cholesky, std, covariance_type)
     out = np.dtype(dtype)
     fits = ManyFits(
         weights.astype(out), means.astype(out), covs.astype(out), prec_chol.astype(out),
@@ -155,8 +153,7 @@ def fit_many(X, n_components: int = 1, *, covariance_type: str = "full", sample_
         r.converged.astype(bool), r.failed.astype(bool), params, std, w, res)
     n_eff = r.params.weights * (w.sum(axis=1) / _mean_positive(w))[:, None]
     empty = n_eff < 1.0 - 1e-3  # as GaussianMixture: less than one sample's weight
-    collapsed = _collapsed(GMMParams(*(np.asarray(a, np.float64) for a in r.params)),
-                           reg_covar / std.scale**2, covariance_type, dtype)
+    collapsed = _collapsed(params_std, reg_covar / std.scale**2, covariance_type, dtype)
     collapsed = collapsed & ~empty if covariance_type != "tied" else collapsed
     _warn(fits, max_iter, tol, empty.any(axis=1),
           collapsed if collapsed.ndim == 1 else collapsed.any(axis=1))
