@@ -373,18 +373,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "the data.", ConvergenceWarning, stacklevel=4)
         if prior is not None:
             return  # the prior keeps every component proper
-        # 1e-3 slack: a component owning exactly one sample must not be reported
-        # "one sample's weight" is the mean positive weight (weights may be normalised)
-        n_eff = np.asarray(self._params_std.weights) * total_weight / unit_weight
-        empty = n_eff < 1.0 - 1e-3
+        n_eff, empty, collapsed = _degenerate(self._params_std, total_weight / unit_weight,
+                                              self.reg_covar / std.scale**2, ct, self.dtype)
         if empty.any():
             warnings.warn(
                 f"component(s) {np.flatnonzero(empty).tolist()} hold less than one sample's "
                 f"weight (effective counts {np.round(n_eff[empty], 3).tolist()}); an emptied "
                 "component keeps weight ~0 and its previous mean and covariance. Use fewer "
                 "components or prior='default'.", DegenerateFitWarning, stacklevel=4)
-        collapsed = _collapsed(self._params_std, self.reg_covar / std.scale**2, ct, self.dtype)
-        collapsed &= ~empty if ct != "tied" else True
         if collapsed.any():
             what = ("the tied covariance" if ct == "tied"
                     else f"component(s) {np.flatnonzero(collapsed).tolist()}")
@@ -540,6 +536,19 @@ def _np_to_full(covs, ct, k, d):
         return np.broadcast_to(covs, (k, d, d))
     var = covs if ct == "diag" else np.repeat(covs[:, None], d, axis=1)
     return var[:, :, None] * np.eye(d)
+
+
+def _degenerate(p: GMMParams, n_samples, reg_std, ct, dtype):
+    """Maximum-likelihood fits: ``(n_eff, empty, collapsed)`` per component (tied:
+    ``collapsed`` is one flag). ``n_samples``: the total weight in units of one sample's
+    weight (the mean positive weight: weights may be normalised). Empty: less than one
+    sample's weight, with 1e-3 slack so that a component owning exactly one sample is not
+    reported; collapsed (not counting empty ones): see :func:`_collapsed`. Leading batch
+    axes carry through (``n_samples`` (S,))."""
+    n_eff = np.asarray(p.weights) * np.asarray(n_samples)[..., None]
+    empty = n_eff < 1.0 - 1e-3
+    collapsed = _collapsed(p, reg_std, ct, dtype)
+    return n_eff, empty, (collapsed if ct == "tied" else collapsed & ~empty)
 
 
 def _collapsed(p: GMMParams, reg_std, ct, dtype):

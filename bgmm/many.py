@@ -27,7 +27,7 @@ from ._shell import (
 from .estimator import (
     _MAX_ABS,
     GaussianMixture,
-    _collapsed,
+    _degenerate,
     _destandardize,
     _destandardize_prec_chol,
     size_jit,
@@ -151,18 +151,11 @@ def fit_many(X, n_components: int = 1, *, covariance_type: str = "full", sample_
         weights.astype(out), means.astype(out), covs.astype(out), prec_chol.astype(out),
         r.objective - log_det, obj - log_det[:, None], r.n_iter.astype(int),
         r.converged.astype(bool), r.failed.astype(bool), params, std, w, res)
-    n_eff = r.params.weights * (w.sum(axis=1) / _mean_positive(w))[:, None]
-    empty = n_eff < 1.0 - 1e-3  # as GaussianMixture: less than one sample's weight
-    collapsed = _collapsed(params_std, reg_covar / std.scale**2, covariance_type, dtype)
-    collapsed = collapsed & ~empty if covariance_type != "tied" else collapsed
+    _, empty, collapsed = _degenerate(params_std, (w > 0).sum(axis=1),
+                                      reg_covar / std.scale**2, covariance_type, dtype)
     _warn(fits, max_iter, tol, empty.any(axis=1),
           collapsed if collapsed.ndim == 1 else collapsed.any(axis=1))
     return fits
-
-
-def _mean_positive(w):
-    """One sample's weight per set: the mean positive weight (weights may be normalised)."""
-    return np.sum(w, axis=1) / np.sum(w > 0, axis=1)
 
 
 def _keys(seed: int, n_sets: int, n_init: int):
