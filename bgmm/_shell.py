@@ -57,7 +57,8 @@ class Standardizer(NamedTuple):
         return cls(center, scale)
 
     def transform(self, x):
-        return (x - self.center) / self.scale
+        """x (..., N, D) with center and scale (..., D) (one set, or many stacked)."""
+        return (x - self.center[..., None, :]) / self.scale[..., None, :]
 
     @property
     def log_det(self) -> float:
@@ -78,13 +79,14 @@ def bucket_size(n: int) -> int:
 
 
 def pad_rows(x: np.ndarray, weight: np.ndarray, n_to: int):
-    n = x.shape[0]
+    """x (..., N, D) and weight (..., N) padded to ``n_to`` rows with zero-weight rows."""
+    n = x.shape[-2]
     if n_to == n:
         return x, weight
-    xp = np.zeros((n_to,) + x.shape[1:], x.dtype)
-    xp[:n] = x
-    wp = np.zeros(n_to, weight.dtype)
-    wp[:n] = weight
+    xp = np.zeros(x.shape[:-2] + (n_to, x.shape[-1]), x.dtype)
+    xp[..., :n, :] = x
+    wp = np.zeros(weight.shape[:-1] + (n_to,), weight.dtype)
+    wp[..., :n] = weight
     return xp, wp
 
 

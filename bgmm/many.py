@@ -21,6 +21,7 @@ from ._shell import (
     DegenerateFitWarning,
     Standardizer,
     bucket_size,
+    pad_rows,
     precision_scope,
     seed_from,
 )
@@ -34,12 +35,7 @@ from .estimator import (
 )
 from .params import GMMParams
 
-
-def _fit_many(keys, x, weight, reg, tol, *, cfg, method):
-    return batch.fit_many(keys, x, weight, reg, tol, cfg=cfg, method=method)
-
-
-_fit_many_jit = size_jit(_fit_many, ("cfg", "method"))
+_fit_many_jit = size_jit(batch.fit_many, ("cfg", "method", "slots"))
 
 
 @dataclass(frozen=True, repr=False)
@@ -123,10 +119,7 @@ def fit_many(X, n_components: int = 1, *, covariance_type: str = "full", sample_
             f"{n_pos[i]} samples of positive weight for n_components = {n_components}")
     std = Standardizer.fit(x, w, covariance_type)
     n_to = bucket_size(n)
-    xs = np.zeros((n_sets, n_to, d))
-    xs[:, :n] = (x - std.center[:, None, :]) / std.scale[:, None, :]
-    ws = np.zeros((n_sets, n_to))
-    ws[:, :n] = w
+    xs, ws = pad_rows(std.transform(x), w, n_to)
     seed = seed_from(random_state)
     cfg = em.EMConfig(n_components, covariance_type, int(max_iter))
     with precision_scope(dtype):
