@@ -10,7 +10,9 @@ also times one padded EM program per covariance type (as MAP grids and larger gr
 It always times ``pad_components=False`` (one fused program per model). It times
 ``bgmm.select`` on the whole grid cold (JAX's caches cleared: trace + compile + run,
 programs compiled on several threads) and warm (programs cached: run only); compile ~
-cold - warm. ``--per-model`` also times each unpadded model's first
+cold - warm. It also times the study in two new processes with JAX's persistent
+compilation cache on (``bgmm.enable_compilation_cache``): the first compiles and stores,
+the second loads the programs from disk. ``--per-model`` also times each unpadded model's first
 (compile + run) and second (run) call, sequentially.
 
     python benchmarks/bench_select.py faithful
@@ -25,6 +27,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 
@@ -92,6 +97,21 @@ def time_bgmm_per_model(x, ks, n_init, max_iter, tol, reg):
     return out
 
 
+def time_new_process(a, cache_dir):
+    """``bgmm.select`` in a fresh Python process with JAX's persistent compilation cache
+    (``bgmm.enable_compilation_cache``): the first process compiles and stores the programs,
+    the second traces them and loads them from disk. Seconds of the select call only."""
+    argv = [sys.executable, os.path.abspath(__file__), a.data, "--n", str(a.n), "--d",
+            str(a.d), "--true-k", str(a.true_k), "--kmax", str(a.kmax), "--n-init",
+            str(a.n_init), "--max-iter", str(a.max_iter), "--tol", str(a.tol), "--reg",
+            str(a.reg), "--child-with-cache", cache_dir]
+    out = []
+    for _ in range(2):
+        r = subprocess.run(argv, capture_output=True, text=True, check=True)
+        out.append(float(r.stdout.split()[-1]))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("data", choices=["faithful", "synthetic"])
@@ -105,9 +125,20 @@ def main():
     ap.add_argument("--reg", type=float, default=1e-6)
     ap.add_argument("--per-model", action="store_true",
                     help="also time each model's first (compile) and second (run) call")
+    ap.add_argument("--no-cache-runs", action="store_true",
+                    help="skip the two new-process runs with the persistent compilation cache")
+    ap.add_argument("--child-with-cache", metavar="DIR", help=argparse.SUPPRESS)
     a = ap.parse_args()
     x = bgmm.load_faithful() if a.data == "faithful" else synthetic(a.n, a.d, a.true_k)
     ks = list(range(1, a.kmax + 1))
+    kw = dict(n_init=a.n_init, max_iter=a.max_iter, tol=a.tol, reg_covar=a.reg, random_state=0)
+    if a.child_with_cache:  # see time_new_process
+        bgmm.enable_compilation_cache(a.child_with_cache)
+        warnings.simplefilter("ignore")
+        t = time.perf_counter()
+        select(x, ks, TYPES, **kw)
+        print(f"{time.perf_counter() - t:.4f}")
+        return
     print(f"data={a.data} N={x.shape[0]} D={x.shape[1]} K=1..{a.kmax} x {len(TYPES)} types "
           f"= {len(ks) * len(TYPES)} models, n_init={a.n_init}, max_iter={a.max_iter}, "
           f"tol={a.tol}; jax {jax.__version__} on {jax.devices()[0].platform}, "
@@ -115,7 +146,6 @@ def main():
     warnings.simplefilter("ignore")
 
     sk_total, sk = time_sklearn(x, ks, a.n_init, a.max_iter, a.tol, a.reg)
-    kw = dict(n_init=a.n_init, max_iter=a.max_iter, tol=a.tol, reg_covar=a.reg, random_state=0)
     jax.clear_caches()
     t = time.perf_counter()
     res = select(x, ks, TYPES, **kw)  # trace + compile (threads) + run
@@ -167,6 +197,14 @@ def main():
     print(f"  warm (programs cached, run only):               {warm:9.2f} s   "
           f"(sklearn / bgmm = {sk_total / warm:.1f}x)")
     print(f"  => compile ~ cold - warm = {cold - warm:.2f} s, run = {warm:.2f} s")
+    if not a.no_cache_runs:
+        with tempfile.TemporaryDirectory() as cache_dir:
+            store, load = time_new_process(a, cache_dir)
+        print("  new process, bgmm.enable_compilation_cache (JAX's persistent cache):")
+        print(f"    first (compile + store):                    {store:9.2f} s   "
+              f"(sklearn / bgmm = {sk_total / store:.2f}x)")
+        print(f"    next (trace + load from disk + run):        {load:9.2f} s   "
+              f"(sklearn / bgmm = {sk_total / load:.2f}x)")
     if one:
         print("bgmm.select, K padded, one EM program per covariance type:")
         print(f"  cold {cold_pt:.2f} s (sklearn / bgmm = {sk_total / cold_pt:.2f}x), warm "

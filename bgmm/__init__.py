@@ -1,7 +1,7 @@
 """bgmm: one Gaussian mixture model, fitted by EM (MLE / MAP) or sampled with NUTS."""
 
 from . import inference, mcmc
-from ._shell import ConvergenceWarning, DegenerateFitWarning
+from ._shell import ConvergenceWarning, DegenerateFitWarning, enable_compilation_cache
 from .covariance import COVARIANCE_TYPES
 from .datasets import load_faithful
 from .estimator import GaussianMixture
@@ -27,6 +27,7 @@ __all__ = [
     "SelectionResult",
     "compare_loo",
     "default_prior",
+    "enable_compilation_cache",
     "load_estimator",
     "load_faithful",
     "load_posterior",

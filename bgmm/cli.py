@@ -357,24 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _compilation_cache():
-    """Persist compiled XLA programs between runs (application level; bgmm never sets it)."""
-    import os
-
-    import jax
-
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
-        return
-    path = os.environ.get("BGMM_CACHE_DIR",
-                          os.path.join(os.path.expanduser("~"), ".cache", "bgmm", "jax"))
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _compilation_cache()
+    from ._shell import enable_compilation_cache
+
+    enable_compilation_cache()  # an application may set JAX's global configuration
     for name in ("n_components", "max_components", "min_components", "n_init", "max_iter",
                  "num_chains", "num_warmup", "num_samples"):
         v = getattr(args, name, None)

@@ -43,7 +43,7 @@ from jax.sharding import PartitionSpec as P
 
 from . import em
 from ._shell import Standardizer, pad_rows, precision_scope, restart_keys, seed_from
-from .estimator import GaussianMixture, _fit_restarts
+from .estimator import GaussianMixture, _fit_restarts, _make_data_jit
 from .init import UserInit
 from .priors import as_arrays, standardize_prior
 
@@ -64,8 +64,7 @@ def shard_data(data: em.Data, mesh: Mesh, axis_name: str = "data") -> em.Data:
     rows = NamedSharding(mesh, P(axis_name))
     cols = NamedSharding(mesh, P(None, axis_name))
     ft = None if data.ft is None else jax.device_put(data.ft, cols)
-    return em.Data(jax.device_put(data.x, rows), jax.device_put(data.weight, rows),
-                   jax.device_put(data.xx, rows), ft)
+    return em.Data(jax.device_put(data.x, rows), jax.device_put(data.weight, rows), ft)
 
 
 @jax.jit
@@ -163,7 +162,7 @@ def fit_sharded(X, n_components: int = 1, *, mesh: Mesh | None = None, devices=N
             n_pad = -(-n // n_shards) * n_shards
             xs, ws = pad_rows(std.transform(X), w, n_pad)
             xs, ws = jnp.asarray(xs, dt), jnp.asarray(ws, dt)
-        data = shard_data(em.make_data(xs, ws, ct), mesh, axis_name)
+        data = shard_data(_make_data_jit(xs, ws, ct), mesh, axis_name)
         prior_s = None if prior is None else as_arrays(
             standardize_prior(prior, std.center, std.scale, ct), dt)
         user_j = UserInit(*(None if v is None else jnp.asarray(v, dt) for v in user))

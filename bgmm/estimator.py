@@ -54,23 +54,30 @@ def _restarts(keys, data, prior, tol, reg, user, n_active=None, *, cfg, method):
 # Small data: the run takes milliseconds and XLA's CPU compile dominates a fit, so those
 # programs are compiled with the cheaper backend pipeline (per program; JAX's global
 # configuration is untouched). Measured on Old Faithful: CPU compile time ~5.5 s -> ~3 s.
+# The cheap code runs 2.5-4x slower (no vectorisation), which a single fit never notices
+# (GaussianMixture(4, n_init=10) on 5000 x 4: 1.5 s cold / 35 ms warm, against 2.2 s /
+# 12 ms with the default pipeline); bgmm.select, which runs far more per program, uses a
+# lower limit (selection._GRID_SMALL_ROWS).
 _SMALL_ROWS = 8192
 _FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-def size_jit(fun, static_argnames):
+def size_jit(fun, static_argnames, small_rows=_SMALL_ROWS):
     """``jax.jit`` of ``fun`` twice, with the cheap XLA pipeline (small data on CPU) and with
     the default one; returns ``call(n_rows, *args, **kwargs)`` that picks by the number
-    of data rows."""
+    of data rows (cheap up to ``small_rows``)."""
     small = jax.jit(fun, static_argnames=static_argnames, compiler_options=_FAST_COMPILE)
     large = jax.jit(fun, static_argnames=static_argnames)
 
     def call(n_rows, *args, **kwargs):
-        cheap = n_rows <= _SMALL_ROWS and jax.default_backend() == "cpu"
+        cheap = n_rows <= small_rows and jax.default_backend() == "cpu"
         return (small if cheap else large)(*args, **kwargs)
 
     return call
 
 
 _restarts_jit = size_jit(_restarts, ("cfg", "method"))
+# one small program: eagerly, the features' intermediates (two gathers, the products, the
+# concatenation) would each be a full (P, N) array -- several times the data at its peak
+_make_data_jit = jax.jit(em.make_data, static_argnames="covariance_type")
 
 
 def _fit_restarts(keys, data, prior, tol, reg, user, n_active=None, *, cfg, method):
@@ -85,7 +92,7 @@ def _e_step(x, params, *, covariance_type, missing):
         from .missing import e_step_missing
 
         return e_step_missing(x, params, covariance_type)
-    wlp_data = em.Data(x, jnp.ones(x.shape[0], x.dtype), x[:, :0])
+    wlp_data = em.Data(x, jnp.ones(x.shape[0], x.dtype))
     return em.e_step(wlp_data, params, covariance_type)
 
 
@@ -315,7 +322,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         seed = seed_from(self.random_state)
         with precision_scope(self.dtype):
             dt = jnp.dtype(self.dtype)
-            data = em.make_data(jnp.asarray(xs, dt), jnp.asarray(ws, dt), self.covariance_type)
+            data = _make_data_jit(jnp.asarray(xs, dt), jnp.asarray(ws, dt), self.covariance_type)
             prior_s = None if prior is None else as_arrays(
                 standardize_prior(prior, std.center, std.scale, self.covariance_type), dt)
             user_j = UserInit(*(None if v is None else jnp.asarray(v, dt) for v in user))

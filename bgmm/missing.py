@@ -193,7 +193,7 @@ def expectation_missing(data: Data, params: GMMParams, covariance_type: str):
 
     ``nk = sum_n r_nk``, ``s1 = sum_n r_nk E[x_n | x_obs, k]``,
     ``s2 = sum_n r_nk E[x_n x_n^T | x_obs, k]`` ((K, D, D) full / tied; the diagonal
-    (K, D) for diag / spherical), ``r_nk = w_n gamma_nk``. ``data.xx`` is not used (its
+    (K, D) for diag / spherical), ``r_nk = w_n gamma_nk``. ``data.ft`` is not used (its
     missing entries were zero-filled). Returns ``(SuffStats, log_norm (N,))``.
     """
     x, weight = data.x, data.weight

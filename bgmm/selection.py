@@ -21,27 +21,36 @@ Three routes, one module:
   equal matrices; :func:`bgmm.em.m_step`'s ``kind``), so the study compiles two programs.
   Each type there takes the same EM steps as in its own program (to round-off), but
   all types run as long as the slowest and on D x D matrices, which beyond that size
-  costs more than the compile it saves. Compiling still dominates a first study on
-  small data. On a 2-core CPU (``benchmarks/bench_select.py``; K = 1..6, four types,
-  ``n_init=10``; the scikit-learn loop in the same process; 2026-12-02, after the
-  components-first E-step):
+  costs more than the compile it saves. Up to 2,048 padded rows the programs are compiled
+  with XLA's cheaper CPU pipeline (``_GRID_SMALL_ROWS``). Compiling dominates a first
+  study on small data. On a 2-core CPU (``benchmarks/bench_select.py``; K = 1..6, four
+  types, ``n_init=10``; the scikit-learn loop in the same process; 2026-12-03; Old
+  Faithful two runs):
 
-  ============================  ==============  ==============  ==============
-  data                          sklearn loop    bgmm cold       bgmm warm
-  ============================  ==============  ==============  ==============
-  Old Faithful (272 x 2)        2.8 - 3.8 s     2.6 - 2.95 s    0.18 - 0.20 s
-  synthetic 20,000 x 4          15.6 s          7.7 s           1.5 s
-  synthetic 100,000 x 4         72.0 s          15.8 s          10.3 s
-  ============================  ==============  ==============  ==============
+  ======================  ============  ============  =============  ==================
+  data                    sklearn loop  bgmm cold     bgmm warm      new process, cache
+  ======================  ============  ============  =============  ==================
+  Old Faithful (272 x 2)  2.7 - 3.2 s   2.2 - 2.4 s   0.16 - 0.20 s  0.98 - 1.23 s
+  synthetic 2,000 x 4     3.4 s         2.6 s         0.51 s         1.13 s
+  synthetic 5,000 x 4     3.5 s         3.3 s         0.42 s         1.40 s
+  synthetic 20,000 x 4    14.9 s        5.9 s         1.41 s         2.13 s
+  synthetic 100,000 x 4   58.3 s        14.6 s        9.3 s          9.9 s
+  ======================  ============  ============  =============  ==================
 
-  Cold is the first study in a process (trace, compile, run). On Old Faithful one EM
-  program per covariance type (as a MAP grid runs) takes 4.5 s cold, one program per
-  model 27 s.
+  Cold is the first study in a process (trace, compile, run); warm a second one (run
+  only); "new process, cache" a study in a new Python process after
+  :func:`bgmm.enable_compilation_cache` stored the programs in an earlier one (trace,
+  load, run). Compiling is CPU-bound (about 3.3 CPU-seconds for 2.3 s of wall time on
+  Old Faithful; compiling the init and EM programs at the same time gains nothing on two
+  cores). On Old Faithful one EM program per covariance type (as a MAP grid runs) takes
+  4.3 - 4.5 s cold, one program per model 22 - 29 s. At 100,000 rows the run is 3.9 s of
+  k-means and 5.7 s of EM; padding every K to the largest costs about 1.7x the EM work
+  (``pad_components=False``: 7.1 s warm, 46 s cold).
   Calls are dispatched asynchronously; programs depend only on (max K, covariance type,
   max_iter, init method, padded N, D), so a second study of data of similar size
-  compiles nothing. To reuse programs across processes, enable JAX's persistent cache
-  in your session (``jax.config.update("jax_compilation_cache_dir", path)``); bgmm never
-  sets it (its command line does).
+  compiles nothing. To reuse programs across processes call
+  :func:`bgmm.enable_compilation_cache` (JAX's persistent cache: a process-wide setting,
+  which bgmm never makes on import; its command line does).
 - :func:`compare_loo` compares models sampled with MCMC by PSIS-LOO (``arviz.loo`` /
   ``arviz.compare``) and surfaces Pareto-k warnings; :meth:`SelectionResult.add_loo` puts
   LOO next to the EM criteria in the same table.
@@ -96,7 +105,7 @@ from ._shell import (
     restart_keys,
     seed_from,
 )
-from .estimator import _SMALL_ROWS, GaussianMixture, _restarts, size_jit
+from .estimator import GaussianMixture, _make_data_jit, _restarts, size_jit
 from .init import UserInit, initial_resp, params_from_resp
 from .params import GMMParams
 from .priors import GMMPrior, as_arrays, log_prior_jacobian, resolve_prior, standardize_prior
@@ -158,7 +167,14 @@ def _fit_score(keys, data, prior, tol, reg, *, cfg, method):
     return res, _score(res, data, cfg.covariance_type)
 
 
-_fit_score_jit = size_jit(_fit_score, ("cfg", "method"))
+# A grid runs 10-40 fits per call and one call per K, so the cheap XLA pipeline's slower
+# code (see estimator._SMALL_ROWS) costs more than the compile time it saves beyond about
+# 2,000 rows. Measured (2-core CPU, K = 1..6 x 4 types, n_init=10; cold / warm study):
+# 1,500 x 4: 1.9 / 0.30 s cheap, 2.8 / 0.10 s default; 2,000 x 4: 2.4 / 0.48 s against
+# 2.8 / 0.13 s; 4,000 x 4: 2.7 / 0.78 s against 2.8 / 0.26 s; Old Faithful 2.3 / 0.12 s
+# against 3.0 / 0.05 s.
+_GRID_SMALL_ROWS = 2048
+_fit_score_jit = size_jit(_fit_score, ("cfg", "method"), _GRID_SMALL_ROWS)
 
 
 # K-padded grids compile in two pieces, so that the initialisation (k-means++ and Lloyd's
@@ -166,7 +182,7 @@ _fit_score_jit = size_jit(_fit_score, ("cfg", "method"))
 # types -- it does not depend on the type, only on the (standardised) data's shape -- and
 # each type's program starts from its responsibilities. Same operations as _fit_score.
 def _init_resp(keys, x, weight, n_active, *, k, method):
-    data = em.Data(x, weight, x[:, :0])
+    data = em.Data(x, weight)
     return jax.vmap(lambda key: initial_resp(key, data, k, method, n_active))(keys)
 
 
@@ -206,15 +222,16 @@ def _fit_score_types(resps, datas, tol, regs, n_active, *, cfg, slots):
     return jax.vmap(one_type)(resp, data, regs, kinds)
 
 
-_init_resp_jit = size_jit(_init_resp, ("k", "method"))
-_fit_score_from_resp_jit = size_jit(_fit_score_from_resp, ("cfg",))
-_fit_score_types_jit = size_jit(_fit_score_types, ("cfg", "slots"))
-# one program for all covariance types (full-form E-step) up to this many features
+_init_resp_jit = size_jit(_init_resp, ("k", "method"), _GRID_SMALL_ROWS)
+_fit_score_from_resp_jit = size_jit(_fit_score_from_resp, ("cfg",), _GRID_SMALL_ROWS)
+_fit_score_types_jit = size_jit(_fit_score_types, ("cfg", "slots"), _GRID_SMALL_ROWS)
+# one program for all covariance types (full-form E-step) up to this many features and
+# padded rows
 _ONE_PROGRAM_MAX_FEATURES = 16
+_ONE_PROGRAM_MAX_ROWS = 8192
 
 
 # ------------------------------------------------------------------ data preparation
-_make_data_jit = jax.jit(em.make_data, static_argnames="covariance_type")
 
 
 @dataclass
@@ -389,7 +406,7 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
     # D (D + 1) / 2 features instead of D, so only where compiling dominates
     one_program = (pad_components and prior is None and len(cts) > 1
                    and X.shape[1] <= _ONE_PROGRAM_MAX_FEATURES
-                   and bucket_size(X.shape[0]) <= _SMALL_ROWS)
+                   and bucket_size(X.shape[0]) <= _ONE_PROGRAM_MAX_ROWS)
     prep = _prepare(X, w, cts, reg_covar, dtype, full_form=one_program)
     seed = seed_from(random_state)
     settings = dict(n_init=n_init, prior=prior, init_params=init_params, max_iter=max_iter,

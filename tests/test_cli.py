@@ -139,3 +139,48 @@ def test_fit_mcmc_writes_posterior(data_files, tmp_path, capsys):
     assert "r_hat" in text and "EM vs posterior" in text
     tree = bgmm.load_posterior(tmp_path / "post.nc")
     assert tree.posterior["means"].shape == (2, 100, 2, 2)
+
+
+# ---------------------------------------------------------------- enable_compilation_cache
+_CACHE_SCRIPT = """
+import json, os, sys
+import jax
+from jax import monitoring
+events = []
+monitoring.register_event_listener(lambda name, **kw: events.append(name))
+import bgmm
+assert jax.config.jax_compilation_cache_dir is None, "importing bgmm set a cache"
+path = bgmm.enable_compilation_cache(sys.argv[1], min_compile_time_secs=0)
+bgmm.GaussianMixture(2, random_state=0).fit(bgmm.load_faithful())
+print(json.dumps({"path": path, "dir": jax.config.jax_compilation_cache_dir,
+                  "hits": events.count("/jax/compilation_cache/cache_hits"),
+                  "misses": events.count("/jax/compilation_cache/cache_misses")}))
+"""
+
+
+def test_enable_compilation_cache_lets_a_new_process_skip_compiling(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+
+    def run():
+        r = subprocess.run([sys.executable, "-c", _CACHE_SCRIPT, str(tmp_path)], env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    first = run()
+    assert first["path"] == first["dir"] == str(tmp_path)
+    assert first["misses"] > 0 and any(tmp_path.iterdir())  # compiled and stored
+    second = run()
+    assert second["hits"] >= first["misses"] and second["misses"] == 0  # loaded, not compiled
+
+
+def test_enable_compilation_cache_rejects_a_negative_time():
+    import bgmm
+
+    with pytest.raises(ValueError, match="min_compile_time_secs"):
+        bgmm.enable_compilation_cache("unused", min_compile_time_secs=-1)
