@@ -60,6 +60,8 @@ def _restarts(keys, data, prior, tol, reg, user, n_active=None, *, cfg, method):
 # lower limit (selection._GRID_SMALL_ROWS).
 _SMALL_ROWS = 8192
 _FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
 def size_jit(fun, static_argnames, small_rows=_SMALL_ROWS):
     """``jax.jit`` of ``fun`` twice, with the cheap XLA pipeline (small data on CPU) and with
     the default one; returns ``call(n_rows, *args, **kwargs)`` that picks by the number

@@ -206,7 +206,7 @@ def _pass_stats(blocks, std, params, cfg, chunk_size, dt):
         if n < chunk_size:
             c = np.concatenate([c, np.zeros((chunk_size - n, c.shape[1]), c.dtype)])
         out = _chunk_expectation(c, n, center, scale, params, cfg=cfg)
-        tot = out if tot is None else jax.tree.map(jnp.add, tot, out)
+        tot = out if tot is None else (em.add_stats(tot[0], out[0]), tot[1] + out[1])
         # back-pressure: dispatch is asynchronous, and without a bound a fast reader would
         # queue the whole file in device buffers; keep at most _IN_FLIGHT chunks pending
         pending.append(tot[1])

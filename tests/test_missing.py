@@ -155,7 +155,8 @@ def test_complete_rows_give_the_ordinary_e_step(ct):
         data = em.make_data(jnp.asarray(x), jnp.asarray(weight), ct)
         st_m, ll_m = em.expectation(data, p, em.EMConfig(k, ct, missing=True))
         st_o, ll_o = em.expectation(data, p, em.EMConfig(k, ct, missing=False))
-    for a, b in zip(st_m, st_o):
+    assert st_m.center is None and st_o.center is None  # float64: raw sums
+    for a, b in zip(st_m[:3], st_o[:3]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(ll_m, ll_o, rtol=1e-13)
 

@@ -46,6 +46,35 @@ def test_matches_sklearn_and_in_memory_fit(X, ct):
     assert st.n_iter_ == 12 and st.n_samples_seen_ == len(X)
 
 
+@pytest.mark.parametrize("ct", ["full", "tied"])
+def test_float32_with_many_features_matches_in_memory_fit_and_sklearn(ct):
+    """float32, full or tied, more than ``em.CENTRED_MIN_FEATURES`` features: EM sums
+    second moments about the current means, chunk by chunk; the chunks' sums add up to
+    the in-memory fit's, and both follow scikit-learn's float64 EM from the same start."""
+    from bgmm import em
+
+    rng = np.random.default_rng(1)
+    d = em.CENTRED_MIN_FEATURES + 4
+    centres = rng.normal(0.0, 3.0, (3, d))
+    x = np.concatenate([rng.normal(0, s, (n, d)) + c
+                        for c, s, n in zip(centres, (1.0, 0.3, 0.6), (1500, 1000, 500))])
+    x = x[rng.permutation(len(x))]
+    sk0 = SK(3, covariance_type=ct, random_state=0, max_iter=2).fit(x)
+    kw = dict(covariance_type=ct, weights_init=sk0.weights_, means_init=sk0.means_,
+              precisions_init=sk0.precisions_, max_iter=8, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = SK(3, **kw).fit(x)
+        one = bgmm.GaussianMixture(3, dtype="float32", **kw).fit(x)
+        st = fit_streaming(x, 3, chunk_size=700, dtype="float32", **kw)
+    assert st.n_iter_ == one.n_iter_ == 8
+    np.testing.assert_allclose(st.lower_bounds_, one.lower_bounds_, rtol=0, atol=1e-5)
+    for a in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(st, a), getattr(one, a), rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(getattr(st, a), getattr(ref, a), rtol=1e-3, atol=1e-4)
+    assert abs(st.score(x) - ref.score(x)) < 1e-5
+
+
 def test_no_false_emptied_warning(X):
     """Regression: the streaming fit passed one total weight where the estimator expected
     per-row weights, so every component was reported "emptied" (effective count = its
