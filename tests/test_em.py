@@ -158,58 +158,49 @@ def test_float32_em_follows_sklearn_float64_on_narrow_components():
     the log-likelihood of its parameters, scored in float64 by scikit-learn, is within
     1e-5 per sample of scikit-learn's float64 EM from the same start. (A round-off floor
     of 16 eps added to every float32 variance put it 5.4e-4 away.)"""
-    rng = np.random.default_rng(0)
-    n, d, k = 20000, 8, 8
-    means = rng.normal(0.0, 3.0, (k, d))
-    a = rng.normal(size=(k, d, d)) / np.sqrt(d) + np.eye(d)
-    z = rng.integers(0, k, n)
-    x = means[z] + np.einsum("nde,ne->nd", a[z], rng.normal(size=(n, d)))
-    x = (x - x.mean(0)) / x.std(0)
-    start = dict(weights_init=np.full(k, 1.0 / k), means_init=x[rng.choice(n, k, replace=False)],
-                 precisions_init=np.broadcast_to(np.diag(1.0 / x.var(0)), (k, d, d)).copy())
-    kw = dict(tol=0.0, max_iter=20, reg_covar=1e-6, **start)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # not converged: by design
-        ref = SkGM(k, **kw).fit(x)
-        gm = bgmm.GaussianMixture(k, dtype="float32", **kw).fit(x)
+    gap, gm = _float32_gap_to_sklearn(20000, 8, 8, 20)
     assert gm.covariances_.dtype == np.float32 and gm.n_iter_ == 20
-    twin = SkGM(k)
-    twin.weights_, twin.means_, twin.covariances_, twin.precisions_cholesky_ = (
-        np.asarray(v, np.float64)
-        for v in (gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_))
-    assert abs(twin.score(x) - ref.score(x)) < 1e-5
+    assert gap < 1e-5
 
 
 def test_float32_em_with_many_features_follows_sklearn_float64():
     """float32 EM, 10 iterations from a fixed start (tol=0), 16 full components in 48
-    dimensions: within 5e-5 per sample of scikit-learn's float64 EM (measured 4e-6). The
-    raw second moments ``sum r x x^T`` lose the covariance in float32 here (cancellation
-    against ``mean mean^T``, magnified by the conditioning): 5.8e-4 away; above
-    ``em.CENTRED_MIN_FEATURES`` features they are summed about the current means."""
+    dimensions: within 5e-5 per sample of scikit-learn's float64 EM (measured 2.6e-6). The
+    second-moment features cancel in float32 here (``mean mean^T`` against ``sum r x
+    x^T``, magnified by the conditioning): 5.8e-4 away; above
+    ``em.CENTRED_MIN_FEATURES`` features EM works with centred differences."""
     from bgmm import em
 
     assert em.CENTRED_MIN_FEATURES < 48
+    gap, gm = _float32_gap_to_sklearn(20000, 48, 16, 10, start_seed=1)
+    assert gm.covariances_.dtype == np.float32 and gm.n_iter_ == 10
+    assert gap < 5e-5
+
+
+def _float32_gap_to_sklearn(n, d, k, n_iter, start_seed=None):
+    """|mean log-likelihood| between scikit-learn's float64 EM and bgmm's float32 EM, both
+    ``n_iter`` steps from one start, on a standardised mixture of K full Gaussians (some
+    narrow, far from the centre); the float32 parameters are scored in float64."""
     rng = np.random.default_rng(0)
-    n, d, k = 20000, 48, 16
     means = rng.normal(0.0, 3.0, (k, d))
     a = rng.normal(size=(k, d, d)) / np.sqrt(d) + np.eye(d)
     z = rng.integers(0, k, n)
     x = means[z] + np.einsum("nde,ne->nd", a[z], rng.normal(size=(n, d)))
     x = (x - x.mean(0)) / x.std(0)
-    rng = np.random.default_rng(1)
+    if start_seed is not None:
+        rng = np.random.default_rng(start_seed)
     start = dict(weights_init=np.full(k, 1.0 / k), means_init=x[rng.choice(n, k, replace=False)],
                  precisions_init=np.broadcast_to(np.diag(1.0 / x.var(0)), (k, d, d)).copy())
-    kw = dict(tol=0.0, max_iter=10, reg_covar=1e-6, **start)
+    kw = dict(tol=0.0, max_iter=n_iter, reg_covar=1e-6, **start)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # not converged: by design
         ref = SkGM(k, **kw).fit(x)
         gm = bgmm.GaussianMixture(k, dtype="float32", **kw).fit(x)
-    assert gm.covariances_.dtype == np.float32 and gm.n_iter_ == 10
     twin = SkGM(k)
     twin.weights_, twin.means_, twin.covariances_, twin.precisions_cholesky_ = (
         np.asarray(v, np.float64)
         for v in (gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_))
-    assert abs(twin.score(x) - ref.score(x)) < 5e-5
+    return abs(twin.score(x) - ref.score(x)), gm
 
 
 @pytest.mark.parametrize("prior", [None, "default"])
