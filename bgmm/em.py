@@ -49,7 +49,7 @@ class Data(NamedTuple):
     M-step's sums one row-major GEMM ``ft @ r`` (CPU GEMMs contracting a leading axis are
     several times slower). ``None`` where only ``x`` is read (the initialisation, the
     centred E-step); a step that needs the features builds them then. Where EM is
-    :func:`centred` (float32, many features) ``ft`` is ``x^T`` (D, N) only."""
+    :func:`centred` (full or tied, float32, many features) ``ft`` is ``x^T`` (D, N) only."""
 
     x: jax.Array
     weight: jax.Array
