@@ -144,7 +144,8 @@ CENTRED_MIN_FEATURES = 16
 
 def _centred_sums(data: Data, r, center, covariance_type: str) -> SuffStats:
     """SuffStats from weighted responsibilities r (K, N) with the second moments summed
-    about ``center`` (K, D), the current means: the M-step's covariance ``s2 / n -
+    about ``center`` (K, D), the current means (None: each component's weighted mean, 0
+    where it is empty; one pass more): the M-step's covariance ``s2 / n -
     (mean - center)(mean - center)^T`` then does not cancel, and the sums of parts of the
     data (chunks, devices) add up (:func:`add_stats`). Costs a (K, D, N) product instead
     of one GEMM with the fixed features, so it is used only where EM is :func:`centred`:
@@ -155,6 +156,8 @@ def _centred_sums(data: Data, r, center, covariance_type: str) -> SuffStats:
     xt = _ft(data, covariance_type)[-d:]  # x^T (D, N): ft ends with it
     nk = jnp.sum(r, axis=1)
     s1 = jax.lax.dot_general(r, xt, (((1,), (1,)), ((), ())), precision=_HI)
+    if center is None:
+        center = s1 / jnp.where(nk > 0, nk, 1.0)[:, None]
     # sqrt(r) (x - c): one (K, D, N) array, contracted with itself over the minor axis
     y = jnp.sqrt(r)[:, None, :] * (xt[None, :, :] - center[:, :, None])
     if covariance_type in ("full", "tied"):
@@ -168,10 +171,7 @@ def sufficient_stats(data: Data, resp, covariance_type: str) -> SuffStats:
     """Sums of the responsibilities (N, K) times 1, x and the second-moment features."""
     r = resp * data.weight[:, None]
     if centred(data.x, covariance_type):  # about each component's weighted mean
-        nk = jnp.sum(r, axis=0)
-        x = jnp.where(jnp.isnan(data.x), 0.0, data.x)
-        center = jnp.matmul(r.T, x, precision=_HI) / jnp.where(nk > 0, nk, 1.0)[:, None]
-        return _centred_sums(data, r.T, center, covariance_type)
+        return _centred_sums(data, r.T, None, covariance_type)
     return _weighted_sums(data, r, covariance_type)
 
 

@@ -28,16 +28,21 @@ def X():
     return x[rng.permutation(len(x))]
 
 
-@pytest.mark.parametrize("ct", ["full", pytest.param("diag", marks=pytest.mark.slow)])
-def test_matches_sklearn_and_in_memory_fit(X, ct):
-    sk0 = SK(3, covariance_type=ct, random_state=0, max_iter=2).fit(X)
+def _three_fits(x, ct, max_iter, dtype="float64"):
+    """scikit-learn (float64), bgmm in memory and bgmm streaming (chunks of 700), K=3,
+    ``max_iter`` steps (tol=0) from the start scikit-learn reaches after 2 steps."""
+    sk0 = SK(3, covariance_type=ct, random_state=0, max_iter=2).fit(x)
     kw = dict(covariance_type=ct, weights_init=sk0.weights_, means_init=sk0.means_,
-              precisions_init=sk0.precisions_, max_iter=12, tol=0.0)
+              precisions_init=sk0.precisions_, max_iter=max_iter, tol=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = SK(3, **kw).fit(X)
-        one = bgmm.GaussianMixture(3, **kw).fit(X)
-        st = fit_streaming(X, 3, chunk_size=700, **kw)  # 3000 = 4 x 700 + 200 padded
+        return (SK(3, **kw).fit(x), bgmm.GaussianMixture(3, dtype=dtype, **kw).fit(x),
+                fit_streaming(x, 3, chunk_size=700, dtype=dtype, **kw))
+
+
+@pytest.mark.parametrize("ct", ["full", pytest.param("diag", marks=pytest.mark.slow)])
+def test_matches_sklearn_and_in_memory_fit(X, ct):
+    ref, one, st = _three_fits(X, ct, 12)  # 3000 = 4 x 700 + 200 padded
     for a in ("weights_", "means_", "covariances_"):
         np.testing.assert_allclose(getattr(st, a), getattr(ref, a), rtol=1e-9, atol=1e-11)
         np.testing.assert_allclose(getattr(st, a), getattr(one, a), rtol=1e-11, atol=1e-13)
@@ -59,14 +64,7 @@ def test_float32_with_many_features_matches_in_memory_fit_and_sklearn(ct):
     x = np.concatenate([rng.normal(0, s, (n, d)) + c
                         for c, s, n in zip(centres, (1.0, 0.3, 0.6), (1500, 1000, 500))])
     x = x[rng.permutation(len(x))]
-    sk0 = SK(3, covariance_type=ct, random_state=0, max_iter=2).fit(x)
-    kw = dict(covariance_type=ct, weights_init=sk0.weights_, means_init=sk0.means_,
-              precisions_init=sk0.precisions_, max_iter=8, tol=0.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref = SK(3, **kw).fit(x)
-        one = bgmm.GaussianMixture(3, dtype="float32", **kw).fit(x)
-        st = fit_streaming(x, 3, chunk_size=700, dtype="float32", **kw)
+    ref, one, st = _three_fits(x, ct, 8, dtype="float32")
     assert st.n_iter_ == one.n_iter_ == 8
     np.testing.assert_allclose(st.lower_bounds_, one.lower_bounds_, rtol=0, atol=1e-5)
     for a in ("weights_", "means_", "covariances_"):
