@@ -5,7 +5,7 @@
 bgmm: ``bgmm.fit_many(X, 3)`` (validation, standardisation, k-means init, EM with
 tol=1e-3, max_iter=100, all sets in one compiled call through the work queue of
 :mod:`bgmm.batch`); compile time reported separately. For reference, the same fits as a
-plain ``vmap`` of the core functions :func:`bgmm.init.initial_params` and
+plain ``vmap`` of the core functions :func:`bgmm.init.initial_resp` and
 :func:`bgmm.em.fit` (every set runs as long as the slowest one). scikit-learn: a Python
 loop of ``GaussianMixture(3).fit`` with its defaults (k-means init, tol=1e-3,
 max_iter=100). The final mean log-likelihoods (data units) are compared per data set.
@@ -29,7 +29,7 @@ from _common import best_time, load, machine  # noqa: E402
 
 import bgmm  # noqa: E402
 from bgmm import em  # noqa: E402
-from bgmm.init import initial_params  # noqa: E402
+from bgmm.init import initial_resp  # noqa: E402
 
 
 @partial(jax.jit, static_argnames=("cfg",))
@@ -40,8 +40,8 @@ def vmap_em(keys, xs, *, cfg):
         z = (x - center) / scale
         data = em.make_data(z, jnp.ones(x.shape[0], x.dtype), cfg.covariance_type)
         reg = 1e-6 / scale**2
-        p0 = initial_params(key, data, None, reg, cfg, "kmeans")
-        res = em.fit(data, p0, None, 1e-3, reg, cfg)
+        resp = initial_resp(key, data, cfg.n_components, "kmeans")
+        res = em.fit(data, resp, None, 1e-3, reg, cfg)
         return res.objective - jnp.sum(jnp.log(scale)), res.n_iter, res.converged
 
     return jax.vmap(one)(keys, xs)

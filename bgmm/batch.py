@@ -28,7 +28,6 @@ from .init import (
     lloyd_start,
     lloyd_step,
     lloyd_threshold,
-    params_from_resp,
 )
 
 
@@ -87,7 +86,7 @@ def fit_many(keys, x, weight, reg, tol, *, cfg: em.EMConfig, method: str = "kmea
     x (n_sets, N, D) standardised, weight (n_sets, N) (0 for padding rows), reg
     (n_sets, D) ``reg_covar`` in standardised units, tol scalar. ``method``: one of
     :data:`bgmm.init.INIT_METHODS`. Each item takes exactly the steps that
-    :func:`bgmm.init.initial_params` and :func:`bgmm.em.fit` take for it alone; Lloyd's
+    :func:`bgmm.init.initial_resp` and :func:`bgmm.em.fit` take for it alone; Lloyd's
     iterations ("kmeans") and EM's run in :func:`work_queue`.
     """
     if cfg.map or cfg.missing:
@@ -121,12 +120,10 @@ def fit_many(keys, x, weight, reg, tol, *, cfg: em.EMConfig, method: str = "kmea
             centers, items)
     else:
         resp = jax.vmap(lambda key, i: initial_resp(key, data_of(i), k, method))(keys, items)
-    p0 = jax.vmap(lambda r, i: params_from_resp(r, data_of(i), None, reg[set_of[i]], cfg))(
-        resp, items)
-
+    # every item's initial state (its first step is the initial M-step), gathered by slots
+    s0 = jax.vmap(lambda r, i: em.loop_start(data_of(i), r, None, cfg))(resp, items)
     states = work_queue(
-        n_items, slots, lambda i: em.loop_start(jax.tree.map(lambda a: a[i], p0), cfg),
+        n_items, slots, lambda i: jax.tree.map(lambda a: a[i], s0),
         lambda s, i: em.loop_step(data_of(i), s, None, tol, reg[set_of[i]], cfg),
-        lambda s: em.loop_running(s, cfg), lambda s: s,
-        jax.vmap(lambda p: em.loop_start(p, cfg))(p0))
-    return jax.vmap(lambda s, i: em.loop_result(data_of(i), s, None, cfg))(states, items)
+        lambda s: em.loop_running(s, cfg), lambda s: s, s0)
+    return jax.vmap(em.loop_result)(states)

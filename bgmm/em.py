@@ -202,6 +202,14 @@ def _feature_log_prob_t(data: Data, params: GMMParams, covariance_type: str):
             + (c + _log_weights(params.weights))[:, None])
 
 
+def _about_means(data: Data, cfg: EMConfig) -> bool:
+    """Whether :func:`expectation` sums the second moments about the current means
+    (``SuffStats.center``; static): where EM is :func:`centred`, and for full / tied
+    covariances of incomplete data (:func:`bgmm.missing.expectation_missing`)."""
+    ct = cfg.covariance_type
+    return centred(data.x, ct) or (cfg.missing and ct in ("full", "tied"))
+
+
 def expectation(data: Data, params: GMMParams, cfg: EMConfig):
     """E-step reduced to what the M-step needs: (stats, weighted log-likelihood sum).
 
@@ -419,28 +427,54 @@ def score(data: Data, params: GMMParams, prior, cfg: EMConfig, active=None):
     return objective(ll, jnp.sum(data.weight), params, prior, cfg, active)
 
 
+def global_fallback(data: Data, cfg: EMConfig, kind=None) -> GMMParams:
+    """Data mean and variance for every component: what the initial M-step gives a
+    component that is empty at the start. ``kind``: see :func:`m_step` (spherical: the
+    mean variance, in full form)."""
+    x = jnp.where(jnp.isnan(data.x), 0.0, data.x)
+    k, d = cfg.n_components, x.shape[1]
+    w = data.weight / jnp.sum(data.weight)
+    mean = w @ x
+    var = w @ (x - mean) ** 2
+    if kind is not None:
+        var = jnp.where(kind == cov.COVARIANCE_TYPES.index("spherical"),
+                        jnp.broadcast_to(jnp.mean(var), var.shape), var)
+    full = jnp.broadcast_to(jnp.diag(var), (k, d, d))
+    covs = cov.from_full(full, cfg.covariance_type)
+    return GMMParams(jnp.full((k,), 1.0 / k, x.dtype), jnp.broadcast_to(mean, (k, d)), covs,
+                     cov.precision_cholesky(covs, cfg.covariance_type))
+
+
 class _LoopState(NamedTuple):
-    params: GMMParams
-    obj: jax.Array
-    change: jax.Array
-    n_iter: jax.Array
+    params: GMMParams  # the last accepted parameters (before the first M-step: the fallback)
+    stats: SuffStats  # the E-step's statistics at ``params`` (first: the initial ones)
+    obj: jax.Array  # objective at ``params`` (-inf before the first M-step)
+    n_iter: jax.Array  # M-steps taken after the initial one (-1 before it)
+    stop: jax.Array  # |change of objective| < tol: one more M-step, then converged
     converged: jax.Array
     failed: jax.Array
-    trace: jax.Array
+    trace: jax.Array  # (max_iter,) objective at the n-th parameters; NaN where not reached
 
 
-def loop_start(params: GMMParams, cfg: EMConfig) -> _LoopState:
-    """The state :func:`fit` starts from (exposed for :mod:`bgmm.batch`)."""
-    dtype = params.means.dtype
-    return _LoopState(
-        params=params,
-        obj=jnp.asarray(-jnp.inf, dtype),
-        change=jnp.asarray(jnp.inf, dtype),
-        n_iter=jnp.asarray(0, jnp.int32),
-        converged=jnp.asarray(False),
-        failed=jnp.asarray(False),
-        trace=jnp.full((cfg.max_iter,), jnp.nan, dtype),
-    )
+def loop_start(data: Data, start, prior, cfg: EMConfig, active=None, kind=None) -> _LoopState:
+    """The state :func:`fit` starts from. ``start``: initial responsibilities (N, K) or
+    their :class:`SuffStats` (the first step is then the initial M-step, with
+    :func:`global_fallback` for a component that is empty), or :class:`GMMParams` (one
+    E-step here)."""
+    dtype = data.x.dtype
+    trace = jnp.full((cfg.max_iter,), jnp.nan, dtype)
+    false = jnp.asarray(False)
+    if isinstance(start, GMMParams):
+        stats, ll = expectation(data, start, cfg)
+        obj = objective(ll, jnp.sum(data.weight), start, prior, cfg, active)
+        return _LoopState(start, stats, obj, jnp.asarray(0, jnp.int32), false, false,
+                          ~jnp.isfinite(obj), trace.at[0].set(obj, mode="drop"))
+    if not isinstance(start, SuffStats):
+        start = sufficient_stats(data, start, cfg.covariance_type)
+    if start.center is None and _about_means(data, cfg):  # raw sums are sums about 0
+        start = start._replace(center=jnp.zeros_like(start.s1))
+    return _LoopState(global_fallback(data, cfg, kind), start, jnp.asarray(-jnp.inf, dtype),
+                      jnp.asarray(-1, jnp.int32), false, false, false, trace)
 
 
 def loop_running(s: _LoopState, cfg: EMConfig):
@@ -450,44 +484,60 @@ def loop_running(s: _LoopState, cfg: EMConfig):
 
 def loop_step(data: Data, s: _LoopState, prior, tol, reg, cfg: EMConfig, active=None,
               kind=None) -> _LoopState:
-    """One step of :func:`fit`: an EM step, the convergence test and the trace."""
-    new, ok, obj = em_step(data, s.params, prior, reg, cfg, active, kind)
-    change = obj - s.obj
-    ok = ok & jnp.isfinite(obj)
-    params = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, s.params)
+    """One step of :func:`fit`: the M-step on the statistics at the current parameters,
+    then the E-step at the new ones, the convergence test and the trace. A failed M-step
+    (a covariance not positive definite) keeps the current state."""
+    new, ok = m_step(s.stats, s.params, prior, reg, cfg, active, kind)
+    stats, ll = expectation(data, new, cfg)
+    obj = objective(ll, jnp.sum(data.weight), new, prior, cfg, active)
+    n_iter = s.n_iter + 1
+    finite = jnp.isfinite(obj)
+    params, stats = jax.tree.map(lambda a, b: jnp.where(ok, a, b), (new, stats),
+                                 (s.params, s.stats))
     return _LoopState(
         params=params,
-        obj=obj,
-        change=change,
-        n_iter=s.n_iter + 1,
-        converged=ok & (jnp.abs(change) < jnp.asarray(tol, obj.dtype)),
-        failed=~ok,
-        trace=s.trace.at[s.n_iter].set(obj),
+        stats=stats,
+        obj=jnp.where(ok, obj, s.obj),
+        n_iter=n_iter,
+        stop=ok & (jnp.abs(obj - s.obj) < jnp.asarray(tol, obj.dtype)),
+        converged=ok & finite & s.stop,
+        failed=~(ok & finite),
+        trace=s.trace.at[n_iter].set(jnp.where(ok, obj, jnp.nan), mode="drop"),
     )
 
 
-def loop_result(data: Data, s: _LoopState, prior, cfg: EMConfig, active=None) -> EMResult:
-    """The :class:`EMResult` of a final state (the objective re-scored at its parameters)."""
-    final = score(data, s.params, prior, cfg, active)
-    final = jnp.where(jnp.isnan(final), -jnp.inf, final)
-    return EMResult(s.params, final, s.n_iter, s.converged, s.failed, s.change, s.trace)
+def loop_result(s: _LoopState) -> EMResult:
+    """The :class:`EMResult` of a final state."""
+    n = jnp.maximum(s.n_iter, 0)
+    trace = jnp.where(jnp.arange(s.trace.shape[0]) < n, s.trace, jnp.nan)
+    # the change that the last convergence test saw: objective n-1 minus objective n-2
+    last = jnp.where(n >= 1, s.trace[jnp.maximum(n - 1, 0)], -jnp.inf)
+    before = jnp.where(n >= 2, s.trace[jnp.maximum(n - 2, 0)], -jnp.inf)
+    change = jnp.where(n >= 1, last - before, jnp.inf)
+    final = jnp.where(jnp.isnan(s.obj), -jnp.inf, s.obj)
+    return EMResult(s.params, final, n, s.converged, s.failed, change, trace)
 
 
-def fit(data: Data, params: GMMParams, prior, tol, reg, cfg: EMConfig, active=None,
+def fit(data: Data, start, prior, tol, reg, cfg: EMConfig, active=None,
         kind=None) -> EMResult:
-    """EM from ``params`` until ``|change of objective| < tol`` or ``cfg.max_iter`` steps.
+    """EM from ``start`` until ``|change of objective| < tol`` or ``cfg.max_iter`` steps.
 
-    The loop is a ``lax.while_loop``; the objective before each M-step is recorded in
-    ``trace``. If an M-step fails (a covariance not positive definite even after
+    ``start``: initial responsibilities (N, K) (or their :class:`SuffStats`; the
+    initial M-step is then the loop's first step) or starting :class:`GMMParams`. The
+    steps are scikit-learn's: the objective of the parameters before each M-step is
+    recorded in ``trace``, and the fit stops one M-step after a change below ``tol``.
+    The loop is a ``lax.while_loop`` whose body is one M-step and one E-step (each
+    compiled once); the returned objective is the last E-step's, at the returned
+    parameters. If an M-step fails (a covariance not positive definite even after
     ``reg``), the previous parameters are kept and the fit stops with ``failed=True``.
-    ``active``: see :func:`m_step` (``params`` must give inactive components weight 0).
-    ``kind``: see :func:`m_step`.
+    ``active``: see :func:`m_step` (starting ``params`` must give inactive components
+    weight 0). ``kind``: see :func:`m_step`.
     """
     s = jax.lax.while_loop(
         lambda s: loop_running(s, cfg),
         lambda s: loop_step(data, s, prior, tol, reg, cfg, active, kind),
-        loop_start(params, cfg))
-    return loop_result(data, s, prior, cfg, active)
+        loop_start(data, start, prior, cfg, active, kind))
+    return loop_result(s)
 
 
 def fit_fixed(data: Data, params: GMMParams, prior, reg, cfg: EMConfig, n_iter: int):

@@ -31,7 +31,7 @@ from ._shell import (
     restart_keys,
     seed_from,
 )
-from .init import INIT_METHODS, UserInit, initial_params
+from .init import INIT_METHODS, UserInit, initial_params, initial_resp
 from .params import GMMParams
 from .priors import GMMPrior, as_arrays, log_prior_jacobian, resolve_prior, standardize_prior
 
@@ -45,8 +45,11 @@ def _restarts(keys, data, prior, tol, reg, user, n_active=None, *, cfg, method):
     active = None if n_active is None else jnp.arange(cfg.n_components) < n_active
 
     def one(key):
-        p0 = initial_params(key, data, prior, reg, cfg, method, user, n_active)
-        return em.fit(data, p0, prior, tol, reg, cfg, active)
+        if all(v is None for v in user):  # EM's first step is the initial M-step
+            start = initial_resp(key, data, cfg.n_components, method, n_active)
+        else:
+            start = initial_params(key, data, prior, reg, cfg, method, user, n_active)
+        return em.fit(data, start, prior, tol, reg, cfg, active)
 
     return jax.vmap(one)(keys)
 

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from . import covariance as cov
-from .em import Data, EMConfig, m_step, sufficient_stats
+from .em import Data, EMConfig, global_fallback, m_step, sufficient_stats
 from .params import GMMParams
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
@@ -180,33 +180,16 @@ def initial_resp(key, data: Data, n_components: int, method: str, n_active=None)
     raise ValueError(f"init_params must be one of {INIT_METHODS}, got {method!r}")
 
 
-def _global_fallback(data: Data, cfg: EMConfig, kind=None) -> GMMParams:
-    """Data mean and variance for every component (used when one is empty at start).
-    ``kind``: see :func:`bgmm.em.m_step` (spherical: the mean variance, in full form)."""
-    x = jnp.where(jnp.isnan(data.x), 0.0, data.x)
-    k, d = cfg.n_components, x.shape[1]
-    w = data.weight / jnp.sum(data.weight)
-    mean = w @ x
-    var = w @ (x - mean) ** 2
-    if kind is not None:
-        var = jnp.where(kind == cov.COVARIANCE_TYPES.index("spherical"),
-                        jnp.broadcast_to(jnp.mean(var), var.shape), var)
-    full = jnp.broadcast_to(jnp.diag(var), (k, d, d))
-    covs = cov.from_full(full, cfg.covariance_type)
-    return GMMParams(jnp.full((k,), 1.0 / k, x.dtype), jnp.broadcast_to(mean, (k, d)), covs,
-                     cov.precision_cholesky(covs, cfg.covariance_type))
-
-
 def params_from_resp(resp, data: Data, prior, reg, cfg: EMConfig, n_active=None,
                      kind=None) -> GMMParams:
     """Starting parameters from initial responsibilities (N, K): EM's own M-step (an empty
-    component takes the data's mean and variance). Depends on the covariance type, unlike
-    :func:`initial_resp`: ``bgmm.select`` computes the responsibilities once per data set
-    in a program shared by all covariance types and calls this in each type's program.
-    ``kind``: see :func:`bgmm.em.m_step`."""
+    component takes the data's mean and variance). :func:`bgmm.em.fit` takes the
+    responsibilities themselves (its first step is this M-step); this is for starts that
+    are changed before EM (user-given values, streaming). ``kind``: see
+    :func:`bgmm.em.m_step`."""
     active = None if n_active is None else jnp.arange(cfg.n_components) < n_active
     params, _ = m_step(sufficient_stats(data, resp, cfg.covariance_type),
-                       _global_fallback(data, cfg, kind), prior, reg, cfg, active, kind)
+                       global_fallback(data, cfg, kind), prior, reg, cfg, active, kind)
     return params
 
 
@@ -220,7 +203,7 @@ def initial_params(key, data: Data, prior, reg, cfg: EMConfig, method: str,
     """
     user = UserInit() if user is None else user
     if user.weights is not None and user.means is not None and user.precisions_cholesky is not None:
-        params = _global_fallback(data, cfg)  # fully user-given: no data-driven start needed
+        params = global_fallback(data, cfg)  # fully user-given: no data-driven start needed
     else:
         resp = initial_resp(key, data, cfg.n_components, method, n_active)
         params = params_from_resp(resp, data, prior, reg, cfg, n_active)

@@ -193,7 +193,9 @@ def expectation_missing(data: Data, params: GMMParams, covariance_type: str):
 
     ``nk = sum_n r_nk``, ``s1 = sum_n r_nk E[x_n | x_obs, k]``,
     ``s2 = sum_n r_nk E[x_n x_n^T | x_obs, k]`` ((K, D, D) full / tied; the diagonal
-    (K, D) for diag / spherical), ``r_nk = w_n gamma_nk``. ``data.ft`` is not used (its
+    (K, D) for diag / spherical), ``r_nk = w_n gamma_nk``. Full / tied second moments
+    are summed about the current means (``SuffStats.center``): the raw ones cancel in
+    the M-step's ``s2 / n - mean mean^T``, in float32 badly once D is large. ``data.ft`` is not used (its
     missing entries were zero-filled). Returns ``(SuffStats, log_norm (N,))``.
     """
     x, weight = data.x, data.weight
@@ -212,21 +214,23 @@ def expectation_missing(data: Data, params: GMMParams, covariance_type: str):
         return SuffStats(jnp.sum(r, axis=0), s1, s2), log_norm
 
     covs = _full_covariances(params, covariance_type)
+    center = params.means
 
     def fn(xc, wc):
-        lp, mean, cond = _gaussian_observed(xc[:, None, :], params.means[None], covs[None],
+        lp, mean, cond = _gaussian_observed(xc[:, None, :], center[None], covs[None],
                                             moments=True)
         wlp = log_w + lp
         log_norm = jax.nn.logsumexp(wlp, axis=-1)
         r = jnp.exp(wlp - log_norm[:, None]) * wc[:, None]
         nk = jnp.sum(r, axis=0)
         s1 = jnp.einsum("nk,nkd->kd", r, mean, precision=_HI)
-        s2 = (jnp.einsum("nk,nkd,nke->kde", r, mean, mean, precision=_HI)
+        dev = mean - center[None]
+        s2 = (jnp.einsum("nk,nkd,nke->kde", r, dev, dev, precision=_HI)
               + jnp.einsum("nk,nkde->kde", r, cond, precision=_HI))
         return log_norm, SuffStats(nk, s1, s2)
 
     log_norm, stats = _map_chunks(fn, x, weight, k)
-    return stats, log_norm
+    return stats._replace(center=center), log_norm
 
 
 # --------------------------------------------------------------------------------------

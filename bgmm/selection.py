@@ -106,7 +106,7 @@ from ._shell import (
     seed_from,
 )
 from .estimator import GaussianMixture, _make_data_jit, _restarts, size_jit
-from .init import UserInit, initial_resp, params_from_resp
+from .init import UserInit, initial_resp
 from .params import GMMParams
 from .priors import GMMPrior, as_arrays, log_prior_jacobian, resolve_prior, standardize_prior
 
@@ -190,8 +190,7 @@ def _fit_score_from_resp(resp, data, prior, tol, reg, n_active, *, cfg):
     active = jnp.arange(cfg.n_components) < n_active
 
     def one(r):
-        return em.fit(data, params_from_resp(r, data, prior, reg, cfg, n_active), prior, tol,
-                      reg, cfg, active)
+        return em.fit(data, r, prior, tol, reg, cfg, active)
 
     res = jax.vmap(one)(resp)
     return res, _score(res, data, cfg.covariance_type)
@@ -213,8 +212,7 @@ def _fit_score_types(resps, datas, tol, regs, n_active, *, cfg, slots):
 
     def one_type(resp_t, data_t, reg_t, kind):
         def one(r):
-            p0 = params_from_resp(r, data_t, None, reg_t, cfg, n_active, kind)
-            return em.fit(data_t, p0, None, tol, reg_t, cfg, active, kind)
+            return em.fit(data_t, r, None, tol, reg_t, cfg, active, kind)
 
         res = jax.vmap(one)(resp_t)
         return res, _score(res, data_t, "full", kind)

@@ -97,6 +97,45 @@ def test_any_type_in_full_form_follows_sklearn(ct, iris):
     np.testing.assert_allclose(np.asarray(res.trace), sk.lower_bounds_, rtol=1e-10)
 
 
+@pytest.mark.parametrize("max_iter,tol", [(100, 1e-3), (4, 0.0)])
+@pytest.mark.parametrize("ct", TYPES)
+def test_em_from_responsibilities_stops_where_sklearn_does(ct, max_iter, tol, iris):
+    """em.fit from initial responsibilities (its first step is the initial M-step) takes
+    scikit-learn's steps from the same responsibilities: the same number of M-steps, the
+    same convergence decision (one M-step after a change below tol), the same lower
+    bounds and parameters, and as objective the log-likelihood at the returned ones."""
+    import jax
+    import jax.numpy as jnp
+
+    from bgmm import em
+
+    x = (iris - iris.mean(0)) / iris.std(0)
+    k = 3
+    # scikit-learn's "random" init: the first draw of RandomState(seed), normalised
+    resp = np.random.RandomState(5).uniform(size=(x.shape[0], k))
+    resp /= resp.sum(axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk = SkGM(k, covariance_type=ct, init_params="random", random_state=5, tol=tol,
+                  max_iter=max_iter).fit(x)
+    with jax.enable_x64(True):
+        data = em.make_data(jnp.asarray(x), jnp.ones(x.shape[0]), ct)
+        res = em.fit(data, jnp.asarray(resp), None, tol, jnp.asarray(1e-6),
+                     em.EMConfig(k, ct, max_iter))
+        res = jax.tree.map(np.asarray, res)
+    assert res.n_iter == sk.n_iter_ and bool(res.converged) == sk.converged_
+    assert sk.converged_ == (max_iter == 100) and not res.failed
+    n = int(res.n_iter)
+    np.testing.assert_allclose(res.trace[:n], sk.lower_bounds_, rtol=1e-10)
+    assert np.all(np.isnan(res.trace[n:]))
+    assert res.last_change == pytest.approx(sk.lower_bounds_[-1] - sk.lower_bounds_[-2],
+                                            rel=1e-8)
+    np.testing.assert_allclose(res.params.weights, sk.weights_, rtol=1e-9)
+    np.testing.assert_allclose(res.params.means, sk.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(res.params.covariances, sk.covariances_, rtol=1e-8, atol=1e-10)
+    assert res.objective == pytest.approx(sk.score(x), rel=1e-10)
+
+
 @pytest.mark.parametrize("dataset", ["faithful", pytest.param("iris", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("ct", TYPES)
 def test_restarts_at_least_as_good_as_sklearn(dataset, ct, faithful, iris):
@@ -213,7 +252,7 @@ def test_m_step_on_sums_about_a_centre_equals_the_raw_sums(ct, prior, iris):
     import jax.numpy as jnp
 
     from bgmm import em
-    from bgmm.init import _global_fallback
+    from bgmm.em import global_fallback
     from bgmm.priors import as_arrays, default_prior
 
     x = (iris - iris.mean(0)) / iris.std(0)
@@ -229,7 +268,7 @@ def test_m_step_on_sums_about_a_centre_equals_the_raw_sums(ct, prior, iris):
             pr = as_arrays(p._replace(weight_concentration=np.r_[p.weight_concentration, 1.0]),
                            jnp.float64)
         cfg = em.EMConfig(k_pad, ct, map=prior is not None)
-        fb = _global_fallback(data, cfg)
+        fb = global_fallback(data, cfg)
         raw = em._weighted_sums(data, jnp.asarray(r), ct, components_first=True)
         about = em._centred_sums(data, jnp.asarray(r), jnp.asarray(center), ct)
         half = n // 2
@@ -320,7 +359,7 @@ def test_padded_components_give_the_unpadded_m_step_and_log_prior(ct, prior, iri
     import jax.numpy as jnp
 
     from bgmm import em
-    from bgmm.init import _global_fallback
+    from bgmm.em import global_fallback
     from bgmm.priors import as_arrays, default_prior, log_prior
 
     x = (iris - iris.mean(0)) / iris.std(0)
@@ -342,7 +381,7 @@ def test_padded_components_give_the_unpadded_m_step_and_log_prior(ct, prior, iri
                                  pr_pad if prior else None)):
             cfg = em.EMConfig(kk, ct, map=prior is not None)
             stats = em.sufficient_stats(data, jnp.asarray(r), ct)
-            fb = _global_fallback(data, cfg)
+            fb = global_fallback(data, cfg)
             params, ok = em.m_step(stats, fb, prr, jnp.asarray(1e-6), cfg, act)
             lp = log_prior(params, prr, ct, act) if prior else 0.0
             outs.append((params, bool(ok), float(lp)))
