@@ -194,9 +194,10 @@ def expectation_missing(data: Data, params: GMMParams, covariance_type: str):
     ``nk = sum_n r_nk``, ``s1 = sum_n r_nk E[x_n | x_obs, k]``,
     ``s2 = sum_n r_nk E[x_n x_n^T | x_obs, k]`` ((K, D, D) full / tied; the diagonal
     (K, D) for diag / spherical), ``r_nk = w_n gamma_nk``. Full / tied second moments
-    are summed about the current means (``SuffStats.center``): the raw ones cancel in
-    the M-step's ``s2 / n - mean mean^T``, in float32 badly once D is large. ``data.ft`` is not used (its
-    missing entries were zero-filled). Returns ``(SuffStats, log_norm (N,))``.
+    are summed about the current means (``SuffStats.center``): raw ones cancel in the
+    M-step's ``s2 / n - mean mean^T``, in float32 badly once D is large. ``data.ft`` is
+    not used (its missing entries were zero-filled). Returns ``(SuffStats, log_norm
+    (N,))``.
     """
     x, weight = data.x, data.weight
     k, d = params.means.shape
