@@ -76,9 +76,10 @@ def add_stats(a: SuffStats, b: SuffStats) -> SuffStats:
 class EMResult(NamedTuple):
     params: GMMParams
     objective: jax.Array  # objective at ``params`` (mean log-likelihood or log-posterior)
-    n_iter: jax.Array  # number of M-steps taken
+    n_iter: jax.Array  # M-steps after the initial one (a failed attempt counts)
     converged: jax.Array  # True only when |change| < tol was met
-    failed: jax.Array  # an M-step gave a non-positive-definite covariance; stopped
+    failed: jax.Array  # an M-step gave a non-positive-definite covariance (the previous
+    # parameters are kept), or the objective is not finite; stopped
     last_change: jax.Array  # the last change of the objective
     trace: jax.Array  # (max_iter,) objective before each M-step; NaN past n_iter
 
@@ -473,7 +474,10 @@ def loop_start(data: Data, start, prior, cfg: EMConfig, active=None, kind=None) 
         start = sufficient_stats(data, start, cfg.covariance_type)
     if start.center is None and _about_means(data, cfg):  # raw sums are sums about 0
         start = start._replace(center=jnp.zeros_like(start.s1))
-    return _LoopState(global_fallback(data, cfg, kind), start, jnp.asarray(-jnp.inf, dtype),
+    fallback = global_fallback(data, cfg, kind)
+    if active is not None:  # returned as they are if the initial M-step fails
+        fallback = fallback._replace(weights=active / jnp.sum(active).astype(dtype))
+    return _LoopState(fallback, start, jnp.asarray(-jnp.inf, dtype),
                       jnp.asarray(-1, jnp.int32), false, false, false, trace)
 
 

@@ -1,10 +1,11 @@
 """Initialisations: k-means (k-means++ seeding + Lloyd), k-means++, random, random_from_data.
 
 Each method maps a PRNG key and the (weighted, standardised) data to initial
-responsibilities (N, K); :func:`initial_params` turns them into parameters with the
-same M-step EM uses, then applies user-given ``weights_init`` / ``means_init`` /
-``precisions_init`` (scikit-learn's semantics). All pure and jittable; padded rows
-(weight 0) are never chosen as seeds.
+responsibilities (N, K), which :func:`bgmm.em.fit` takes as its start (its first step is
+the initial M-step). :func:`initial_params` turns them into parameters with the same
+M-step, then applies user-given ``weights_init`` / ``means_init`` / ``precisions_init``
+(scikit-learn's semantics), for starts that are changed before EM. All pure and
+jittable; padded rows (weight 0) are never chosen as seeds.
 """
 
 from __future__ import annotations

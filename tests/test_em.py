@@ -136,6 +136,55 @@ def test_em_from_responsibilities_stops_where_sklearn_does(ct, max_iter, tol, ir
     assert res.objective == pytest.approx(sk.score(x), rel=1e-10)
 
 
+def test_em_keeps_the_last_good_parameters_when_an_m_step_fails(iris, monkeypatch):
+    """A failed M-step (forced here) stops the fit with the parameters, objective and trace
+    that scikit-learn has one step earlier; a failed initial M-step returns the data's
+    mean and variance with objective -inf, and a padded model keeps its padding at
+    weight 0."""
+    import jax
+    import jax.numpy as jnp
+
+    from bgmm import em
+
+    x = (iris - iris.mean(0)) / iris.std(0)
+    k = 3
+    resp = np.random.RandomState(5).uniform(size=(x.shape[0], k))
+    resp /= resp.sum(axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk1, sk2 = (SkGM(k, init_params="random", random_state=5, tol=0.0, max_iter=m).fit(x)
+                    for m in (1, 2))
+    real_m_step = em.m_step
+
+    def failing_after(means):  # the M-step from the parameters with these means fails
+        def m_step(stats, fallback, *a, **kw):
+            p, ok = real_m_step(stats, fallback, *a, **kw)
+            same = jnp.allclose(fallback.means[: means.shape[0]], means, rtol=1e-12, atol=0)
+            return p, ok & ~same
+        return m_step
+
+    with jax.enable_x64(True):
+        data = em.make_data(jnp.asarray(x), jnp.ones(x.shape[0]), "full")
+        cfg = em.EMConfig(k, "full", 100)
+        monkeypatch.setattr(em, "m_step", failing_after(jnp.asarray(sk1.means_)))
+        res = jax.tree.map(np.asarray, em.fit(data, jnp.asarray(resp), None, 1e-3, 1e-6, cfg))
+        # padded to 5 components, the initial M-step failing (from the fallback's means)
+        fb = em.global_fallback(data, em.EMConfig(5, "full"))
+        monkeypatch.setattr(em, "m_step", failing_after(fb.means))
+        padded = jax.tree.map(np.asarray, em.fit(
+            data, jnp.asarray(np.c_[resp, np.zeros((x.shape[0], 2))]), None, 1e-3, 1e-6,
+            em.EMConfig(5, "full", 100), jnp.arange(5) < 3))
+    assert res.failed and not res.converged and res.n_iter == 2
+    np.testing.assert_allclose(res.params.means, sk1.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(res.params.covariances, sk1.covariances_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(res.trace[:2], sk2.lower_bounds_, rtol=1e-10)
+    assert res.objective == pytest.approx(sk1.score(x), rel=1e-10)
+    assert padded.failed and padded.n_iter == 0 and padded.objective == -np.inf
+    np.testing.assert_allclose(padded.params.weights, [1 / 3] * 3 + [0, 0])
+    np.testing.assert_allclose(padded.params.means, np.broadcast_to(x.mean(0), (5, 4)),
+                               atol=1e-12)
+
+
 @pytest.mark.parametrize("dataset", ["faithful", pytest.param("iris", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("ct", TYPES)
 def test_restarts_at_least_as_good_as_sklearn(dataset, ct, faithful, iris):
