@@ -97,6 +97,19 @@ def test_any_type_in_full_form_follows_sklearn(ct, iris):
     np.testing.assert_allclose(np.asarray(res.trace), sk.lower_bounds_, rtol=1e-10)
 
 
+def _sklearn_from_random_resp(iris, settings, k=3, seed=5):
+    """Standardised iris, scikit-learn's "random" initial responsibilities (the first draw
+    of ``RandomState(seed)``, normalised) and scikit-learn's fits from them, one per dict
+    of ``settings``."""
+    x = (iris - iris.mean(0)) / iris.std(0)
+    resp = np.random.RandomState(seed).uniform(size=(x.shape[0], k))
+    resp /= resp.sum(axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = [SkGM(k, init_params="random", random_state=seed, **kw).fit(x) for kw in settings]
+    return x, resp, fits
+
+
 @pytest.mark.parametrize("max_iter,tol", [(100, 1e-3), (4, 0.0)])
 @pytest.mark.parametrize("ct", TYPES)
 def test_em_from_responsibilities_stops_where_sklearn_does(ct, max_iter, tol, iris):
@@ -109,15 +122,9 @@ def test_em_from_responsibilities_stops_where_sklearn_does(ct, max_iter, tol, ir
 
     from bgmm import em
 
-    x = (iris - iris.mean(0)) / iris.std(0)
-    k = 3
-    # scikit-learn's "random" init: the first draw of RandomState(seed), normalised
-    resp = np.random.RandomState(5).uniform(size=(x.shape[0], k))
-    resp /= resp.sum(axis=1, keepdims=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sk = SkGM(k, covariance_type=ct, init_params="random", random_state=5, tol=tol,
-                  max_iter=max_iter).fit(x)
+    x, resp, (sk,) = _sklearn_from_random_resp(iris, [dict(covariance_type=ct, tol=tol,
+                                                           max_iter=max_iter)])
+    k = resp.shape[1]
     with jax.enable_x64(True):
         data = em.make_data(jnp.asarray(x), jnp.ones(x.shape[0]), ct)
         res = em.fit(data, jnp.asarray(resp), None, tol, jnp.asarray(1e-6),
@@ -146,14 +153,9 @@ def test_em_keeps_the_last_good_parameters_when_an_m_step_fails(iris, monkeypatc
 
     from bgmm import em
 
-    x = (iris - iris.mean(0)) / iris.std(0)
-    k = 3
-    resp = np.random.RandomState(5).uniform(size=(x.shape[0], k))
-    resp /= resp.sum(axis=1, keepdims=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sk1, sk2 = (SkGM(k, init_params="random", random_state=5, tol=0.0, max_iter=m).fit(x)
-                    for m in (1, 2))
+    x, resp, (sk1, sk2) = _sklearn_from_random_resp(iris, [dict(tol=0.0, max_iter=m)
+                                                           for m in (1, 2)])
+    k = resp.shape[1]
     real_m_step = em.m_step
 
     def failing_after(means):  # the M-step from the parameters with these means fails
