@@ -490,7 +490,8 @@ def loop_step(data: Data, s: _LoopState, prior, tol, reg, cfg: EMConfig, active=
               kind=None) -> _LoopState:
     """One step of :func:`fit`: the M-step on the statistics at the current parameters,
     then the E-step at the new ones, the convergence test and the trace. A failed M-step
-    (a covariance not positive definite) keeps the current state."""
+    (a covariance not positive definite) keeps the current state; a non-finite objective
+    at the new parameters stops the fit with them (that objective is not in the trace)."""
     new, ok = m_step(s.stats, s.params, prior, reg, cfg, active, kind)
     stats, ll = expectation(data, new, cfg)
     obj = objective(ll, jnp.sum(data.weight), new, prior, cfg, active)
@@ -533,7 +534,8 @@ def fit(data: Data, start, prior, tol, reg, cfg: EMConfig, active=None,
     The loop is a ``lax.while_loop`` whose body is one M-step and one E-step (each
     compiled once); the returned objective is the last E-step's, at the returned
     parameters. If an M-step fails (a covariance not positive definite even after
-    ``reg``), the previous parameters are kept and the fit stops with ``failed=True``.
+    ``reg``), the previous parameters are kept and the fit stops with ``failed=True``; so
+    it does, with the new parameters, when their objective is not finite.
     ``active``: see :func:`m_step` (starting ``params`` must give inactive components
     weight 0). ``kind``: see :func:`m_step`.
     """

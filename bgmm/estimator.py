@@ -372,11 +372,17 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bound_ = float(r.objective + offset)
         self.lower_bounds_ = (r.trace[: self.n_iter_] + offset).astype(np.float64)
         self.all_lower_bounds_ = obj + offset  # per restart, at its final parameters
-        if bool(r.failed):
+        if bool(r.failed) and np.isfinite(r.objective):
             warnings.warn(
                 f"EM stopped after {self.n_iter_} iterations: an M-step produced a covariance "
                 "that is not positive definite; the last valid parameters are kept. Increase "
                 "reg_covar or use prior='default'.", DegenerateFitWarning, stacklevel=4)
+        elif bool(r.failed):
+            warnings.warn(
+                f"EM stopped after {self.n_iter_} iterations with a non-finite objective (a "
+                "covariance not positive definite from the start, or a log-likelihood that "
+                "overflowed). Increase reg_covar, use prior='default' or check the data for "
+                "extreme values.", DegenerateFitWarning, stacklevel=4)
         elif not self.converged_:
             warnings.warn(
                 f"EM did not converge in max_iter={self.max_iter} iterations (best of "

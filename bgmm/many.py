@@ -209,7 +209,8 @@ def _warn(fits: ManyFits, max_iter, tol, empty, collapsed):
     if fits.failed_.any():
         warnings.warn(
             f"EM stopped early in {some(fits.failed_)}: an M-step produced a covariance that "
-            "is not positive definite; the last valid parameters are kept. Increase reg_covar.",
+            "is not positive definite (the last valid parameters are kept), or the objective "
+            "was not finite. Increase reg_covar.",
             DegenerateFitWarning, stacklevel=3)
     if empty.any():
         warnings.warn(

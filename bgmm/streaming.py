@@ -279,8 +279,11 @@ def fit_streaming(source, n_components: int = 1, *, covariance_type: str = "full
             stats, ll = _pass_stats(_rechunk(make_blocks(), chunk_size), std, params, cfg,
                                     chunk_size, dt)
             new_obj = float(ll) / n
+            if not np.isfinite(new_obj):  # at the current parameters: stop with them, as
+                failed = True  # bgmm.em.fit does (no M-step: not an iteration)
+                break
             new, ok = _m_step(stats, params, reg_j, cfg=cfg)
-            ok = bool(ok) and np.isfinite(new_obj)
+            ok = bool(ok)
             change = new_obj - obj
             obj = new_obj
             trace.append(obj)

@@ -147,7 +147,8 @@ def test_em_keeps_the_last_good_parameters_when_an_m_step_fails(iris, monkeypatc
     """A failed M-step (forced here) stops the fit with the parameters, objective and trace
     that scikit-learn has one step earlier; a failed initial M-step returns the data's
     mean and variance with objective -inf, and a padded model keeps its padding at
-    weight 0."""
+    weight 0; a non-finite log-likelihood stops the fit with the parameters it was taken
+    at (objective -inf; no further M-step, so nothing more in the trace)."""
     import jax
     import jax.numpy as jnp
 
@@ -176,6 +177,21 @@ def test_em_keeps_the_last_good_parameters_when_an_m_step_fails(iris, monkeypatc
         padded = jax.tree.map(np.asarray, em.fit(
             data, jnp.asarray(np.c_[resp, np.zeros((x.shape[0], 2))]), None, 1e-3, 1e-6,
             em.EMConfig(5, "full", 100), jnp.arange(5) < 3))
+        # a non-finite log-likelihood at the parameters of step 2: stop with them
+        monkeypatch.setattr(em, "m_step", real_m_step)
+        real_expectation = em.expectation
+
+        def expectation(data, params, cfg):
+            stats, ll = real_expectation(data, params, cfg)
+            at = jnp.allclose(params.means, jnp.asarray(sk2.means_), rtol=1e-12, atol=0)
+            return stats, jnp.where(at, jnp.nan, ll)
+
+        monkeypatch.setattr(em, "expectation", expectation)
+        nan = jax.tree.map(np.asarray, em.fit(data, jnp.asarray(resp), None, 1e-3, 1e-6, cfg))
+    assert nan.failed and not nan.converged and nan.n_iter == 2 and nan.objective == -np.inf
+    np.testing.assert_allclose(nan.params.means, sk2.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(nan.trace[:2], sk2.lower_bounds_, rtol=1e-10)
+    assert np.isnan(nan.trace[2])
     assert res.failed and not res.converged and res.n_iter == 2
     np.testing.assert_allclose(res.params.means, sk1.means_, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(res.params.covariances, sk1.covariances_, rtol=1e-8, atol=1e-10)

@@ -73,6 +73,28 @@ def test_float32_with_many_features_matches_in_memory_fit_and_sklearn(ct):
     assert abs(st.score(x) - ref.score(x)) < 1e-5
 
 
+def test_non_finite_objective_stops_with_the_current_parameters(X, monkeypatch):
+    """A pass whose log-likelihood is not finite (forced from the third pass on) stops
+    the fit with the parameters it was taken at, as ``bgmm.em.fit`` does: that step is
+    not counted, the lower bounds and parameters are those of the fit stopped one step
+    earlier (max_iter=2), the objective is -inf and a DegenerateFitWarning says why."""
+    kw = dict(tol=0.0, random_state=0, chunk_size=700)
+    ref = fit_streaming(X, 2, max_iter=2, **kw)
+    real, calls = streaming._pass_stats, []
+
+    def pass_stats(*a, **k):
+        calls.append(1)
+        stats, ll = real(*a, **k)
+        return stats, (ll * np.nan if len(calls) >= 3 else ll)
+
+    monkeypatch.setattr(streaming, "_pass_stats", pass_stats)
+    with pytest.warns(bgmm.DegenerateFitWarning, match="non-finite objective"):
+        st = fit_streaming(X, 2, max_iter=50, **kw)
+    assert st.n_iter_ == 2 and not st.converged_ and st.lower_bound_ == -np.inf
+    np.testing.assert_array_equal(st.lower_bounds_, ref.lower_bounds_)
+    np.testing.assert_array_equal(st.means_, ref.means_)
+
+
 def test_no_false_emptied_warning(X):
     """Regression: the streaming fit passed one total weight where the estimator expected
     per-row weights, so every component was reported "emptied" (effective count = its
