@@ -422,12 +422,6 @@ def em_step(data: Data, params: GMMParams, prior, reg, cfg: EMConfig, active=Non
     return new, ok, obj
 
 
-def score(data: Data, params: GMMParams, prior, cfg: EMConfig, active=None):
-    """Objective at ``params`` (one E-step)."""
-    _, ll = expectation(data, params, cfg)
-    return objective(ll, jnp.sum(data.weight), params, prior, cfg, active)
-
-
 def global_fallback(data: Data, cfg: EMConfig, kind=None) -> GMMParams:
     """Data mean and variance for every component: what the initial M-step gives a
     component that is empty at the start. ``kind``: see :func:`m_step` (spherical: the
