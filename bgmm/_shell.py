@@ -113,6 +113,18 @@ def bucket_size(n: int) -> int:
     return -(-n // step) * step
 
 
+def em_weights(weight: np.ndarray, maximum_likelihood: bool) -> np.ndarray:
+    """Sample weights (..., N) as EM takes them. Maximum likelihood does not depend on
+    their scale, so they are divided by the mean positive weight (exactly 1 for unit
+    weights): EM's ``10 eps`` guard of each component's mass is then small against one
+    sample's weight even when the weights sum to 1. Under a prior their scale is the
+    data's strength against the prior, and they are kept as given."""
+    if not maximum_likelihood:
+        return weight
+    unit = np.sum(weight, axis=-1, keepdims=True) / np.sum(weight > 0, axis=-1, keepdims=True)
+    return weight / unit
+
+
 def pad_rows(x: np.ndarray, weight: np.ndarray, n_to: int):
     """x (..., N, D) and weight (..., N) padded to ``n_to`` rows with zero-weight rows."""
     n = x.shape[-2]

@@ -121,7 +121,8 @@ def fit_many(keys, x, weight, reg, tol, *, cfg: em.EMConfig, method: str = "kmea
     else:
         resp = jax.vmap(lambda key, i: initial_resp(key, data_of(i), k, method))(keys, items)
     # every item's initial state (its first step is the initial M-step), gathered by slots
-    s0 = jax.vmap(lambda r, i: em.loop_start(data_of(i), r, None, cfg))(resp, items)
+    s0 = jax.vmap(lambda r, i: em.loop_start(data_of(i), r, None, reg[set_of[i]], cfg))(
+        resp, items)
     states = work_queue(
         n_items, slots, lambda i: jax.tree.map(lambda a: a[i], s0),
         lambda s, i: em.loop_step(data_of(i), s, None, tol, reg[set_of[i]], cfg),

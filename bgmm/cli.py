@@ -93,7 +93,8 @@ def read_table(path, columns=None):
     if suffix in (".parquet", ".pq"):
         df = pd.read_parquet(path)
     elif suffix in (".csv", ".txt", ".tsv", ".gz"):
-        df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        tsv = path.name.lower().endswith((".tsv", ".tsv.gz"))
+        df = pd.read_csv(path, sep="\t" if tsv else ",")
     else:
         raise ValueError(f"data file must be .csv, .tsv or .parquet, got {str(path)!r}")
     if columns:
@@ -104,6 +105,15 @@ def read_table(path, columns=None):
             raise ValueError(f"columns {missing} not in {str(path)!r}; it has {list(df.columns)}")
         df = df[names]
     else:
+        dropped = [c for c in df.columns if c not in df.select_dtypes("number").columns]
+        for c in dropped:  # a numeric column with a few bad cells is an error, not text
+            as_num = pd.to_numeric(df[c], errors="coerce")
+            if as_num.notna().mean() >= 0.5:
+                i = int(np.flatnonzero(as_num.isna() & df[c].notna())[0])
+                raise ValueError(f"column {c!r} is numeric but for entries such as {df[c].iloc[i]!r} "
+                                 f"(row {i}); fix them or leave the column out with --columns")
+        if dropped:
+            _progress(f"ignoring non-numeric column(s) {[str(c) for c in dropped]}")
         df = df.select_dtypes("number")
         if df.shape[1] == 0:
             raise ValueError(f"{str(path)!r} has no numeric columns; choose with --columns")
@@ -318,9 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="covariance structure: full (each component its own matrix), tied "
                         "(one shared matrix), diag (axis-aligned), spherical (one variance "
                         "per component); default: %(default)s")
-    f.add_argument("--max-iter", type=int, default=200,
+    # the library's defaults, as `select` uses: a model of the study refits to its row
+    f.add_argument("--max-iter", type=int, default=100,
                    help="EM iterations per restart (default: %(default)s)")
-    f.add_argument("--tol", type=float, default=1e-4,
+    f.add_argument("--tol", type=float, default=1e-3,
                    help="EM stops when the mean log-likelihood per sample changes less "
                         "(default: %(default)s)")
     f.add_argument("--mcmc", action="store_true",

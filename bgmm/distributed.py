@@ -42,7 +42,14 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from . import em
-from ._shell import Standardizer, pad_rows, precision_scope, restart_keys, seed_from
+from ._shell import (
+    Standardizer,
+    em_weights,
+    pad_rows,
+    precision_scope,
+    restart_keys,
+    seed_from,
+)
 from .estimator import GaussianMixture, _fit_restarts, _make_data_jit
 from .init import UserInit
 from .priors import as_arrays, standardize_prior
@@ -160,7 +167,7 @@ def fit_sharded(X, n_components: int = 1, *, mesh: Mesh | None = None, devices=N
             ws = jax.device_put(jnp.ones(n, dt), NamedSharding(mesh, P(axis_name)))
         else:
             n_pad = -(-n // n_shards) * n_shards
-            xs, ws = pad_rows(std.transform(X), w, n_pad)
+            xs, ws = pad_rows(std.transform(X), em_weights(w, prior is None), n_pad)
             xs, ws = jnp.asarray(xs, dt), jnp.asarray(ws, dt)
         data = shard_data(_make_data_jit(xs, ws, ct), mesh, axis_name)
         prior_s = None if prior is None else as_arrays(

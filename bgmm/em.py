@@ -422,15 +422,17 @@ def em_step(data: Data, params: GMMParams, prior, reg, cfg: EMConfig, active=Non
     return new, ok, obj
 
 
-def global_fallback(data: Data, cfg: EMConfig, kind=None) -> GMMParams:
-    """Data mean and variance for every component: what the initial M-step gives a
-    component that is empty at the start. ``kind``: see :func:`m_step` (spherical: the
-    mean variance, in full form)."""
+def global_fallback(data: Data, cfg: EMConfig, reg, kind=None) -> GMMParams:
+    """Data mean and variance (plus ``reg``, as every covariance gets it) for every
+    component: what the initial M-step gives a component that is empty at the start
+    (more components than distinct points, padding components). ``kind``: see
+    :func:`m_step` (spherical: the mean variance, in full form)."""
     x = jnp.where(jnp.isnan(data.x), 0.0, data.x)
     k, d = cfg.n_components, x.shape[1]
     w = data.weight / jnp.sum(data.weight)
     mean = w @ x
-    var = w @ (x - mean) ** 2
+    # a constant feature has variance 0: without reg its precision would be inf
+    var = w @ (x - mean) ** 2 + jnp.broadcast_to(reg, (d,)).astype(x.dtype)
     if kind is not None:
         var = jnp.where(kind == cov.COVARIANCE_TYPES.index("spherical"),
                         jnp.broadcast_to(jnp.mean(var), var.shape), var)
@@ -451,7 +453,8 @@ class _LoopState(NamedTuple):
     trace: jax.Array  # (max_iter,) objective at the n-th parameters; NaN where not reached
 
 
-def loop_start(data: Data, start, prior, cfg: EMConfig, active=None, kind=None) -> _LoopState:
+def loop_start(data: Data, start, prior, reg, cfg: EMConfig, active=None,
+               kind=None) -> _LoopState:
     """The state :func:`fit` starts from. ``start``: initial responsibilities (N, K) or
     their :class:`SuffStats` (the first step is then the initial M-step, with
     :func:`global_fallback` for a component that is empty), or :class:`GMMParams` (one
@@ -468,7 +471,7 @@ def loop_start(data: Data, start, prior, cfg: EMConfig, active=None, kind=None) 
         start = sufficient_stats(data, start, cfg.covariance_type)
     if start.center is None and _about_means(data, cfg):  # raw sums are sums about 0
         start = start._replace(center=jnp.zeros_like(start.s1))
-    fallback = global_fallback(data, cfg, kind)
+    fallback = global_fallback(data, cfg, reg, kind)
     if active is not None:  # returned as they are if the initial M-step fails
         fallback = fallback._replace(weights=active / jnp.sum(active).astype(dtype))
     return _LoopState(fallback, start, jnp.asarray(-jnp.inf, dtype),
@@ -536,7 +539,7 @@ def fit(data: Data, start, prior, tol, reg, cfg: EMConfig, active=None,
     s = jax.lax.while_loop(
         lambda s: loop_running(s, cfg),
         lambda s: loop_step(data, s, prior, tol, reg, cfg, active, kind),
-        loop_start(data, start, prior, cfg, active, kind))
+        loop_start(data, start, prior, reg, cfg, active, kind))
     return loop_result(s)
 
 

@@ -26,6 +26,7 @@ from ._shell import (
     DegenerateFitWarning,
     Standardizer,
     bucket_size,
+    em_weights,
     pad_rows,
     precision_scope,
     restart_keys,
@@ -125,11 +126,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         scikit-learn's shapes and semantics.
     prior : None (maximum likelihood), "default" (the data-driven prior of
         :func:`bgmm.default_prior`) or a :class:`bgmm.GMMPrior` (MAP).
-    dtype : "float64" (default) or "float32"; used only inside bgmm's calls, JAX's
-        global configuration is never changed.
+    dtype : "float64" (default) or "float32": the precision of bgmm's compiled
+        computations (EM, prediction); JAX's global configuration is never changed. The
+        fitted attributes and ``sample`` are float64 either way (from the standardised
+        fit, so that an offset such as 1e6 + small spread survives).
     missing : "error" (NaN rejected) or "marginalize" (NaN entries are missing at
         random and integrated out).
     random_state : None, int or numpy RandomState.
+    verbose : accepted for scikit-learn compatibility; bgmm prints nothing (the fitted
+        ``lower_bounds_`` hold the objective per iteration).
 
     Notes
     -----
@@ -227,16 +232,18 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 raise ValueError(
                     f"X contains NaN (first at row {i}, column {j}; {int(bad.sum())} in all); "
                     "pass missing='marginalize' to treat NaN as missing at random, or impute")
-        big = float(np.nanmax(np.abs(X))) if X.size and not np.isnan(X).all() else 0.0
-        if big > _MAX_ABS:
-            raise ValueError(
-                f"X has entries up to {big:.3g} in magnitude; bgmm needs |x| <= {_MAX_ABS:.0e} "
-                "(squares must not overflow float64): rescale the data")
+        _check_magnitude(X)
         return X
 
     def _check_X_nan(self, X):
-        if self.missing == "marginalize" and np.any(np.all(np.isnan(X), axis=1)):
+        if self.missing != "marginalize":
+            return
+        if np.any(np.all(np.isnan(X), axis=1)):
             raise ValueError("every row of X needs at least one observed (non-NaN) entry")
+        unseen = np.flatnonzero(np.all(np.isnan(X), axis=0))
+        if unseen.size:
+            raise ValueError(f"feature(s) {unseen.tolist()} of X have no observed (non-NaN) "
+                             "value: nothing can be estimated for them; drop them")
 
     def _resolve_prior(self, X, w):
         if self.prior is None:
@@ -319,7 +326,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 "the data or lower reg_covar.", DegenerateFitWarning, stacklevel=3)
         user = self._user_init(d, std)
         weight = np.ones(n) if w is None else w
-        xs, ws = pad_rows(std.transform(X), weight, bucket_size(n))
+        xs, ws = pad_rows(std.transform(X), em_weights(weight, prior is None), bucket_size(n))
         cfg = em.EMConfig(self.n_components, self.covariance_type, int(self.max_iter),
                           # data without NaN take the ordinary (cheaper, identical) E-step
                           prior is not None, bool(np.isnan(X).any()))
@@ -358,14 +365,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self._std = std
         self._prior = prior
         self._params_std = GMMParams(*(np.asarray(a, np.float64) for a in r.params))
-        weights, means, covs = _destandardize(self._params_std, std, ct)
-        out = np.dtype(self.dtype)
-        self.weights_ = weights.astype(out)
-        self.means_ = means.astype(out)
-        self.covariances_ = covs.astype(out)
+        # the attributes are float64 whatever the dtype: in float32 an offset (1e6 + small
+        # spread) would round the means to its spacing there (0.0625)
+        self.weights_, self.means_, self.covariances_ = _destandardize(self._params_std, std, ct)
         # Sigma = S Sigma' S  =>  U = S^{-1} U' stays triangular: no refactorisation
         self.precisions_cholesky_ = _destandardize_prec_chol(self._params_std.precisions_cholesky,
-                                                             std, ct).astype(out)
+                                                             std, ct)
         self.precisions_ = _precisions(self.precisions_cholesky_, ct)
         self.converged_ = bool(r.converged)
         self.n_iter_ = int(r.n_iter)
@@ -511,7 +516,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                            self.n_components, self.means_.shape[1])
         xs = [rng.multivariate_normal(m, c, int(c_n)) for m, c, c_n in zip(self.means_, full, counts)]
         y = np.concatenate([np.full(c_n, j, int) for j, c_n in enumerate(counts)])
-        return np.vstack(xs).astype(np.dtype(self.dtype)), y
+        return np.vstack(xs), y
 
     def sample_posterior(self, X, **kwargs):
         """NUTS on the same model (prior: this estimator's), chains started at this fit.
@@ -530,6 +535,24 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
 # ---------------------------------------------------------------------- numpy helpers
 _MAX_ABS = 1e150
+
+
+def _as_real(x, name: str = "X") -> np.ndarray:
+    """``x`` as a float64 array: TypeError for complex values (whose imaginary part a cast
+    would drop silently)."""
+    if np.iscomplexobj(x):
+        raise TypeError(f"{name} is complex; bgmm fits real-valued data")
+    return np.asarray(x, np.float64)
+
+
+def _check_magnitude(x, name: str = "X"):
+    """ValueError if ``|x|`` (NaN ignored) exceeds what squares can hold in float64."""
+    finite = x[~np.isnan(x)]
+    big = float(np.max(np.abs(finite))) if finite.size else 0.0
+    if big > _MAX_ABS:
+        raise ValueError(
+            f"{name} has entries up to {big:.3g} in magnitude; bgmm needs |x| <= {_MAX_ABS:.0e} "
+            "(squares must not overflow float64): rescale the data")
 
 
 def _check_numeric_columns(X):
@@ -579,8 +602,9 @@ def _collapsed(p: GMMParams, reg_std, ct, dtype):
     # at least em.m_step's 16 eps floor
     regd = np.maximum(np.broadcast_to(reg_std, p.means.shape[:-2] + (d,)), 16 * eps)
     reg_eye = regd[..., :, None] * np.eye(d)
-    # round-off of the moment formula s2 / n - m m^T grows with the squared mean
-    tol = 100 * eps * (1.0 + np.sum(p.means**2, axis=-1))
+    # round-off of the moment formula s2 / n - m m^T grows with the squared mean, and
+    # that of adding reg with reg (which dominates when a feature is nearly constant)
+    tol = 100 * eps * (1.0 + np.sum(p.means**2, axis=-1) + np.max(regd, axis=-1)[..., None])
     if ct == "tied":
         lam = np.linalg.eigvalsh(p.covariances - reg_eye)[..., 0]
         return np.asarray(lam <= tol.max(axis=-1))

@@ -190,7 +190,7 @@ def params_from_resp(resp, data: Data, prior, reg, cfg: EMConfig, n_active=None,
     :func:`bgmm.em.m_step`."""
     active = None if n_active is None else jnp.arange(cfg.n_components) < n_active
     params, _ = m_step(sufficient_stats(data, resp, cfg.covariance_type),
-                       global_fallback(data, cfg, kind), prior, reg, cfg, active, kind)
+                       global_fallback(data, cfg, reg, kind), prior, reg, cfg, active, kind)
     return params
 
 
@@ -204,7 +204,7 @@ def initial_params(key, data: Data, prior, reg, cfg: EMConfig, method: str,
     """
     user = UserInit() if user is None else user
     if user.weights is not None and user.means is not None and user.precisions_cholesky is not None:
-        params = global_fallback(data, cfg)  # fully user-given: no data-driven start needed
+        params = global_fallback(data, cfg, reg)  # fully user-given: no data-driven start needed
     else:
         resp = initial_resp(key, data, cfg.n_components, method, n_active)
         params = params_from_resp(resp, data, prior, reg, cfg, n_active)

@@ -21,13 +21,15 @@ from ._shell import (
     DegenerateFitWarning,
     Standardizer,
     bucket_size,
+    em_weights,
     pad_rows,
     precision_scope,
     seed_from,
 )
 from .estimator import (
-    _MAX_ABS,
     GaussianMixture,
+    _as_real,
+    _check_magnitude,
     _degenerate,
     _destandardize,
     _destandardize_prec_chol,
@@ -76,7 +78,8 @@ class ManyFits:
         """Data set ``i``'s fit as a fitted :class:`bgmm.GaussianMixture` (its best restart;
         the same attributes and warnings as ``GaussianMixture(...).fit(X[i])``)."""
         i = range(len(self))[i]
-        gm = GaussianMixture(**self._estimator_params)
+        p = self._estimator_params  # random_state: the integer seed of set 0
+        gm = GaussianMixture(**{**p, "random_state": (p["random_state"] + i) % 2**31})
         w = self._weights[i]
         std = Standardizer(self._std.center[i], self._std.scale[i])
         gm.n_features_in_ = std.center.shape[0]
@@ -119,8 +122,9 @@ def fit_many(X, n_components: int = 1, *, covariance_type: str = "full", sample_
             f"{n_pos[i]} samples of positive weight for n_components = {n_components}")
     std = Standardizer.fit(x, w, covariance_type)
     n_to = bucket_size(n)
-    xs, ws = pad_rows(std.transform(x), w, n_to)
+    xs, ws = pad_rows(std.transform(x), em_weights(w, True), n_to)
     seed = seed_from(random_state)
+    params["random_state"] = seed  # set i: seed + i (ManyFits.estimator)
     cfg = em.EMConfig(n_components, covariance_type, int(max_iter))
     with precision_scope(dtype):
         dt = jnp.dtype(dtype)
@@ -139,9 +143,8 @@ def fit_many(X, n_components: int = 1, *, covariance_type: str = "full", sample_
     params_std = GMMParams(*(np.asarray(a, np.float64) for a in r.params))
     weights, means, covs = _destandardize(params_std, std, covariance_type)
     prec_chol = _destandardize_prec_chol(params_std.precisions_cholesky, std, covariance_type)
-    out = np.dtype(dtype)
-    fits = ManyFits(
-        weights.astype(out), means.astype(out), covs.astype(out), prec_chol.astype(out),
+    fits = ManyFits(  # float64 attributes, as the estimator's
+        weights, means, covs, prec_chol,
         r.objective - log_det, obj - log_det[:, None], r.n_iter.astype(int),
         r.converged.astype(bool), r.failed.astype(bool), params, std, w, res)
     _, empty, collapsed = _degenerate(params_std, (w > 0).sum(axis=1),
@@ -163,8 +166,8 @@ def _keys(seed: int, n_sets: int, n_init: int):
 
 def _check_sets(X) -> np.ndarray:
     try:
-        x = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as e:
+        x = _as_real(X)
+    except ValueError as e:
         raise ValueError(f"X must be a numeric array of shape (n_sets, n_samples, n_features): "
                          f"{e}") from None
     if x.ndim != 3 or 0 in x.shape:
@@ -179,10 +182,7 @@ def _check_sets(X) -> np.ndarray:
         raise ValueError(f"X contains {what} (first in set {i}, row {j}, column {k}; "
                          f"{int(bad.sum())} non-finite entries in all); fit_many needs "
                          "complete data (GaussianMixture(missing='marginalize') handles NaN)")
-    big = float(np.max(np.abs(x)))
-    if big > _MAX_ABS:
-        raise ValueError(f"X has entries up to {big:.3g} in magnitude; bgmm needs |x| <= "
-                         f"{_MAX_ABS:.0e} (squares must not overflow float64): rescale the data")
+    _check_magnitude(x)
     return x
 
 

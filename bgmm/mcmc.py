@@ -35,6 +35,7 @@ from scipy.optimize import linear_sum_assignment
 from . import covariance as cov
 from ._shell import Standardizer, precision_scope
 from .covariance import check_type
+from .estimator import _as_real, _check_magnitude
 from .model import marginal_model
 from .params import GMMParams, log_prob
 from .priors import GMMPrior, as_arrays, resolve_prior, standardize_prior
@@ -165,6 +166,7 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
     num_chains = _positive_int("num_chains", num_chains)
     num_warmup = _positive_int("num_warmup", num_warmup, low=0)
     num_samples = _positive_int("num_samples", num_samples)
+    max_tree_depth = _positive_int("max_tree_depth", max_tree_depth)
     if not (0.0 < target_accept_prob < 1.0):
         raise ValueError(f"target_accept_prob must lie in (0, 1), got {target_accept_prob!r}")
     if not (0.0 < ci_prob < 1.0):
@@ -173,11 +175,12 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
         raise ValueError(f"jitter must be a finite number >= 0, got {jitter!r}")
     if not (isinstance(dense_mass, bool) or dense_mass == "auto"):
         raise ValueError(f"dense_mass must be True, False or 'auto', got {dense_mass!r}")
-    x = np.asarray(x, dtype=np.float64)
+    x = _as_real(x, "x")
     if x.ndim != 2:
         raise ValueError(f"x must be a 2-D array (n_samples, n_features), got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("x must be finite (NUTS needs complete data: no NaN or inf)")
+    _check_magnitude(x, "x")
     n, d = x.shape
     if n < 2:
         raise ValueError(f"x needs at least 2 samples, got {n}")
@@ -204,8 +207,14 @@ def run_nuts(x, *, n_components: int, covariance_type: str, prior=None, init_par
 
     em_info = dict(_em_info or {})
     if init_params is None:
-        ref = _fit_em(x, w, k, ct, prior, seed, dtype)
-        em_info.update(em_kind="MAP", em_source="run_nuts (GaussianMixture, n_init=5)")
+        alpha = np.asarray(prior.weight_concentration, np.float64)
+        # MAP-EM needs concentration >= 1 (a sparser Dirichlet's mode is on the boundary):
+        # the chains then start from the MAP fit under concentration 1 (sparse_mixture_k's way)
+        sparse = bool(np.any(alpha < 1))
+        em_prior = prior._replace(weight_concentration=np.maximum(alpha, 1.0)) if sparse else prior
+        ref = _fit_em(x, w, k, ct, em_prior, seed, dtype)
+        em_info.update(em_kind="MAP (weight concentration raised to 1)" if sparse else "MAP",
+                       em_source="run_nuts (GaussianMixture, n_init=5)")
     else:
         ref = _check_params(init_params, k, d, ct)
         em_info.setdefault("em_kind", "given")

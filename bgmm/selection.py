@@ -100,12 +100,13 @@ from ._shell import (
     DegenerateFitWarning,
     Standardizer,
     bucket_size,
+    em_weights,
     pad_rows,
     precision_scope,
     restart_keys,
     seed_from,
 )
-from .estimator import GaussianMixture, _make_data_jit, _restarts, size_jit
+from .estimator import GaussianMixture, _check_magnitude, _make_data_jit, _restarts, size_jit
 from .init import UserInit, initial_resp
 from .params import GMMParams
 from .priors import GMMPrior, as_arrays, log_prior_jacobian, resolve_prior, standardize_prior
@@ -244,10 +245,11 @@ class _Prepared:
     reg: dict  # covariance type -> reg_covar in standardised units (device array)
     dtype: str
     scaling: dict  # covariance type -> "vector" | "scalar": types of one scaling share data.x
+    unit_weight: float = 1.0  # one sample's weight in data.weight (see _shell.em_weights)
 
 
-def _prepare(X, sample_weight, covariance_types, reg_covar, dtype,
-             full_form=False) -> _Prepared:
+def _prepare(X, sample_weight, covariance_types, reg_covar, dtype, full_form=False,
+             maximum_likelihood=True) -> _Prepared:
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else sample_weight
     stds, datas, regs, scaling = {}, {}, {}, {}
@@ -262,14 +264,15 @@ def _prepare(X, sample_weight, covariance_types, reg_covar, dtype,
             key = ("scalar" if ct == "spherical" else "vector",
                    full_form or ct in ("full", "tied"))
             if key not in cache:
-                xs, ws = pad_rows(std.transform(X), w, n_pad)
+                xs, ws = pad_rows(std.transform(X), em_weights(w, maximum_likelihood), n_pad)
                 cache[key] = _make_data_jit(xs.astype(dt), ws.astype(dt),
                                             "full" if key[1] else "diag")
             stds[ct] = std
             datas[ct] = cache[key]
             regs[ct] = jnp.asarray(reg_covar / std.scale**2, dt)
             scaling[ct] = key[0]
-    return _Prepared(X, w, float(w.sum()), stds, datas, regs, dtype, scaling)
+    unit = 1.0 if maximum_likelihood else float(np.mean(w[w > 0]))
+    return _Prepared(X, w, float(w.sum()), stds, datas, regs, dtype, scaling, unit)
 
 
 # ------------------------------------------------------------------ results
@@ -381,6 +384,7 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
     feature_names = list(X.columns) if isinstance(X, pd.DataFrame) else None
     X = check_array(X, dtype=np.float64, ensure_min_samples=2, ensure_all_finite=True)
     X = np.asarray(X, np.float64)
+    _check_magnitude(X)
     w = None
     if sample_weight is not None:
         w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
@@ -405,7 +409,8 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
     one_program = (pad_components and prior is None and len(cts) > 1
                    and X.shape[1] <= _ONE_PROGRAM_MAX_FEATURES
                    and bucket_size(X.shape[0]) <= _ONE_PROGRAM_MAX_ROWS)
-    prep = _prepare(X, w, cts, reg_covar, dtype, full_form=one_program)
+    prep = _prepare(X, w, cts, reg_covar, dtype, full_form=one_program,
+                    maximum_likelihood=prior is None)
     seed = seed_from(random_state)
     settings = dict(n_init=n_init, prior=prior, init_params=init_params, max_iter=max_iter,
                     tol=tol, reg_covar=reg_covar, dtype=dtype, random_state=random_state,
@@ -597,6 +602,9 @@ def _fill_row(f: _Fit, scores, prep: _Prepared, settings):
         offset += log_prior_jacobian(ct, k, np.log(std.scale)) / wsum
     reg_floor = float(np.max(np.maximum(np.asarray(prep.reg[ct]), 16 * np.finfo(prep.dtype).eps)))
     finite = bool(np.isfinite(loglik))
+    # in samples: weights in units of one sample's (the mean positive weight), so that
+    # normalised weights (summing to 1) do not make every component "empty"
+    n_eff = n_eff / prep.unit_weight
     empty = bool(np.any(n_eff < 1.0))
     collapsed = bool(np.any(min_var < 10.0 * reg_floor))
     failed = bool(r.failed)
@@ -749,7 +757,8 @@ class SelectionResult:
         ``entropy`` (classification entropy EN), ``objective`` (EM's final objective per
         sample: mean log-likelihood, or log posterior / N under a prior), ``converged``,
         ``n_iter``, ``n_converged_restarts``, ``min_component_weight`` (smallest
-        N * weight), flags ``empty`` / ``collapsed`` / ``failed`` / ``degenerate``,
+        N * weight, in samples: weights in units of the mean positive sample weight),
+        flags ``empty`` / ``collapsed`` / ``failed`` / ``degenerate``,
         ``valid`` (converged and not degenerate: eligible for ``best_``), ``error``; and
         with LOO attached, ``elpd_loo``, ``elpd_loo_se``, ``p_loo``, ``looic``,
         ``pareto_k_max``, ``n_high_pareto_k`` (NaN for models without MCMC).

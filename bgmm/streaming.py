@@ -32,7 +32,7 @@ import numpy as np
 
 from . import em
 from ._shell import Standardizer, precision_scope, seed_from
-from .estimator import GaussianMixture
+from .estimator import GaussianMixture, _check_magnitude
 from .init import INIT_METHODS, UserInit, initial_params
 
 # ---------------------------------------------------------------------------- sources
@@ -127,10 +127,11 @@ def _first_pass(blocks, n_sub, rng):
     n, mean, m2 = 0, None, None
     keys = rows = None
     for c in blocks:
-        if not np.issubdtype(c.dtype, np.number):
-            raise TypeError(f"chunks must hold numbers, got dtype {c.dtype}")
+        if not np.issubdtype(c.dtype, np.number) or np.iscomplexobj(c):
+            raise TypeError(f"chunks must hold real numbers, got dtype {c.dtype}")
         if not np.all(np.isfinite(c)):
             raise ValueError("the data contain NaN or infinite values")
+        _check_magnitude(c, "the data")
         nc = c.shape[0]
         c = np.asarray(c, np.float64)
         mc = c.mean(0)

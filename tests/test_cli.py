@@ -67,8 +67,9 @@ def test_fit_csv_writes_estimator_that_predicts_like_a_direct_fit(data_files, tm
         assert needle in text, needle
     gm = bgmm.load_estimator(tmp_path / "res.npz")
     assert list(gm.feature_names_in_) == ["eruptions", "waiting"]
-    direct = bgmm.GaussianMixture(2, covariance_type="full", n_init=3, random_state=0,
-                                  max_iter=200, tol=1e-4).fit(df[["eruptions", "waiting"]])
+    # the library's defaults (tol, max_iter), as `select` uses
+    direct = bgmm.GaussianMixture(2, covariance_type="full", n_init=3,
+                                  random_state=0).fit(df[["eruptions", "waiting"]])
     X = df[["eruptions", "waiting"]]
     np.testing.assert_allclose(gm.predict_proba(X), direct.predict_proba(X), atol=1e-10)
     assert (tmp_path / "res.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -97,6 +98,21 @@ def test_fit_reports_unknown_columns_and_files(data_files, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["fit", str(d / "faithful.csv"), "-k", "0", "--out", str(tmp_path / "x")])
+
+
+def test_read_table_rejects_a_numeric_column_with_bad_cells(tmp_path):
+    import gzip
+
+    from bgmm.cli import read_table
+
+    (tmp_path / "bad.csv").write_text("a,b,name\n1,2,u\n3,x,v\n4,5,w\n6,7,z\n")
+    with pytest.raises(ValueError, match=r"column 'b' is numeric but for entries such as 'x' "
+                                         r"\(row 1\)"):
+        read_table(tmp_path / "bad.csv")
+    assert list(read_table(tmp_path / "bad.csv", "a")) == ["a"]
+    with gzip.open(tmp_path / "t.tsv.gz", "wt") as f:
+        f.write("a\tb\n1\t2\n3\t4\n5\t6\n")
+    assert read_table(tmp_path / "t.tsv.gz").shape == (3, 2)  # tab-separated
 
 
 def test_select_prints_table_and_writes_plot(data_files, tmp_path, capsys):

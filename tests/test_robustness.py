@@ -56,6 +56,9 @@ def _outliers():
 # covers the unscaled default. None: collapse may or may not happen (outliers).
 HARD = {
     "duplicates": (_dup(), 1e-6, set(TYPES)),
+    # fewer distinct points than components: k-means leaves a cluster empty
+    "two-points": (np.repeat(BASE[:2], N // 2, axis=0), 1e-6, set(TYPES)),
+    "all-equal": (np.repeat(BASE[:1], N, axis=0), 1e-6, set(TYPES)),
     "constant-feature": (_const(), 1e-6, {"full", "tied", "diag"}),
     "collinear": (_collinear(), 1e-6, {"full", "tied"}),
     "offset-1e6": (1e6 + 1e-2 * BASE, 1e-6 * 1e-4, set()),
@@ -124,12 +127,14 @@ def test_offsets_and_scales_give_the_unit_scale_fit(name, scale, shift, dtype):
                               random_state=0).fit(x)
     tol = 1e-9 if dtype == "float64" else 2e-4
     np.testing.assert_allclose(gm.weights_, ref.weights_, atol=tol)
-    # public attributes are in the estimator's dtype: at 1e6 a float32 mean is rounded to
-    # its spacing there (0.0625); prediction and scores use the internal float64 copy
-    spacing = float(np.spacing(np.asarray(shift + abs(scale) * 50, gm.means_.dtype)))
-    np.testing.assert_allclose(gm.means_, ref.means_ * scale + shift,
-                               atol=tol * 10 * scale + spacing, rtol=0)
+    # the attributes are de-standardised in float64 whatever the dtype: at 1e6 a float32
+    # mean would be rounded to its spacing there (0.0625), 6x the data's spread
+    np.testing.assert_allclose(gm.means_, ref.means_ * scale + shift, atol=tol * 10 * scale,
+                               rtol=0)
     np.testing.assert_allclose(gm.covariances_ / scale**2, ref.covariances_, atol=tol * 10)
+    # samples are drawn from those attributes: spread like the data's, not rounded to 1e6
+    xs, _ = gm.sample(400)
+    np.testing.assert_allclose(xs.std(axis=0), x.std(axis=0), rtol=0.3)
     # log-likelihood per sample shifts by -D log(scale)
     assert abs(gm.score(x) - (ref.score(BASE) - D * np.log(scale))) < tol * 10
 
@@ -182,6 +187,33 @@ def test_emptied_component_policy(ct):
         gm = bgmm.GaussianMixture(K, random_state=0, prior="default", **kw).fit(BASE)
     check_proper(gm, BASE, ct)
     assert gm.weights_[2] < 1e-3
+
+
+@pytest.mark.parametrize("ct", TYPES)
+def test_fewer_distinct_points_than_components_gives_sklearns_fit(ct):
+    """k-means leaves a cluster empty; its start (data mean, data variance + reg_covar)
+    must be proper, also where a feature is constant, and every fitting route then
+    reaches scikit-learn's fit."""
+    from bgmm.distributed import fit_sharded
+    from bgmm.streaming import fit_streaming
+
+    x = HARD["two-points"][0].copy()
+    x[:, 1] = 5.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk = SkGM(K, covariance_type=ct, random_state=0).fit(x)
+        fits = {
+            "estimator": bgmm.GaussianMixture(K, covariance_type=ct, random_state=0).fit(x),
+            "fit_many": bgmm.fit_many(x[None], K, covariance_type=ct,
+                                      random_state=0).estimator(0),
+            "streaming": fit_streaming(x, K, covariance_type=ct, chunk_size=40, random_state=0),
+            "sharded": fit_sharded(x, K, covariance_type=ct, random_state=0),
+        }
+    for name, gm in fits.items():
+        check_proper(gm, x, ct)
+        assert gm.lower_bound_ == pytest.approx(sk.lower_bound_, rel=1e-9), name
+        np.testing.assert_allclose(np.sort(gm.score_samples(x[:2])),
+                                   np.sort(sk.score_samples(x[:2])), rtol=1e-8, err_msg=name)
 
 
 @pytest.mark.parametrize("prior,dtype", [

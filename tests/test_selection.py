@@ -177,6 +177,23 @@ def test_padded_grid_equals_one_program_per_model_under_map(faithful):
     np.testing.assert_array_equal(a["n_iter"], b["n_iter"])
 
 
+def test_constant_feature_grid_is_finite_and_padding_changes_nothing():
+    # padding components (and the empty ones of k-means) start from the data's variance
+    # plus reg_covar: on a constant feature that variance is 0
+    rng = np.random.default_rng(0)
+    x = np.c_[np.r_[rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 5], np.zeros(200)]
+    kw = dict(n_init=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        padded = select(x, (1, 2, 3), TYPES, **kw).to_frame()
+        plain = select(x, (1, 2, 3), TYPES, pad_components=False, **kw).to_frame()
+        sk = SkGaussianMixture(1, covariance_type="full").fit(x)
+    assert not padded["failed"].any() and np.isfinite(padded["bic"]).all()
+    for col in ("log_likelihood", "bic", "icl"):
+        np.testing.assert_allclose(padded[col], plain[col], rtol=1e-9, err_msg=col)
+    np.testing.assert_allclose(padded.loc[(1, "full"), "bic"], sk.bic(x), rtol=1e-9)
+
+
 # ---------------------------------------------------------------------- choosing
 def test_bic_and_icl_pick_the_true_model(simulated_grid):
     assert simulated_grid.best_key_ == (2, "diag")

@@ -98,6 +98,8 @@ CASES = [
     ("prior-sparse-alpha-for-MAP", {"prior": P(weight_concentration=0.1)}, (X,), ValueError,
      "MAP-EM needs prior weight_concentration >= 1"),
     ("prior-nan", {"prior": P(mean=[np.nan, 0.0])}, (X,), ValueError, "prior mean must be finite"),
+    ("missing-feature-never-observed", {"missing": "marginalize"},
+     (np.c_[X, np.full(40, np.nan)],), ValueError, r"feature\(s\) \[2\] of X have no observed"),
 ]
 
 
@@ -153,3 +155,33 @@ def test_good_inputs_of_other_types_are_accepted():
     for x in ((X * 10).astype(int), X > 0, X.astype(np.float32)):
         gm = GM(1, random_state=0).fit(x)
         assert np.isfinite(gm.score(x))
+
+
+def _sharded(x):
+    from bgmm.distributed import fit_sharded
+
+    return fit_sharded(x, 2)
+
+
+def _streaming(x):
+    from bgmm.streaming import fit_streaming
+
+    return fit_streaming(x, 2)
+
+
+def _nuts(x):
+    from bgmm.mcmc import run_nuts
+
+    return run_nuts(x, n_components=2, covariance_type="full")
+
+
+# the other entry points: complex data and |x| beyond what float64 squares can hold
+@pytest.mark.parametrize("name, fit", [
+    ("select", lambda x: bgmm.select(x, 2)), ("fit_many", lambda x: bgmm.fit_many(x[None], 2)),
+    ("fit_sharded", _sharded), ("fit_streaming", _streaming), ("run_nuts", _nuts)])
+@pytest.mark.parametrize("bad, exc, match", [
+    (X + 1j, (TypeError, ValueError), "[Cc]omplex"),
+    (X * 1e160, ValueError, "entries up to .* rescale")])
+def test_every_entry_point_rejects_complex_and_huge_data(name, fit, bad, exc, match):
+    with pytest.raises(exc, match=match):
+        fit(bad)

@@ -66,6 +66,29 @@ def test_mle_is_invariant_to_the_scale_of_the_weights(weighted_fit):
     _assert_same_fit(g, weighted_fit, rtol=1e-9)
 
 
+@pytest.mark.parametrize("dtype, scale", [("float32", 1e-9), ("float64", 1e-20)])
+def test_tiny_weights_give_the_fit_of_unit_weights(dtype, scale):
+    """Maximum likelihood does not depend on the weights' scale. EM's guard of each
+    component's mass (10 eps) once swamped weights near eps (float32: 1e-9 each)."""
+    from bgmm import fit_many, select
+    from bgmm.distributed import fit_sharded
+
+    kw = dict(n_components=2, random_state=0, dtype=dtype)
+    rtol = 1e-5 if dtype == "float32" else 1e-9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "empty component" warning either
+        for fit in (lambda w: GaussianMixture(**kw).fit(X100, sample_weight=w),
+                    lambda w: fit_many(X100[None], sample_weight=w[None], **kw).estimator(0),
+                    lambda w: fit_sharded(X100, sample_weight=w, **kw)):
+            _assert_same_fit(fit(W100 * scale), fit(W100), rtol=rtol)
+        tables = [select(X100, (1, 2), ("full", "spherical"), n_init=2, sample_weight=w,
+                         dtype=dtype).to_frame() for w in (W100, W100 * scale)]
+    np.testing.assert_allclose(tables[1]["objective"], tables[0]["objective"], rtol=rtol)
+    np.testing.assert_allclose(tables[1]["min_component_weight"],
+                               tables[0]["min_component_weight"], rtol=rtol)
+    assert tables[1]["valid"].all()
+
+
 def test_map_default_prior_and_kmeans_init_match_repeated_rows():
     """The default prior uses weighted data moments (tight); k-means draws differ, so
     the fits are compared loosely (same optimum)."""
