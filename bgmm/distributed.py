@@ -50,7 +50,7 @@ from ._shell import (
     restart_keys,
     seed_from,
 )
-from .estimator import GaussianMixture, _fit_restarts, _make_data_jit
+from .estimator import GaussianMixture, _fit_restarts, _make_data_jit, _warn_if_reg_dominates
 from .init import UserInit
 from .priors import as_arrays, standardize_prior
 
@@ -156,6 +156,8 @@ def fit_sharded(X, n_components: int = 1, *, mesh: Mesh | None = None, devices=N
                              "with a positive sum")
         prior = gm._resolve_prior(X, None if sample_weight is None else w)
         std = Standardizer.fit(X, w, ct)
+        _warn_if_reg_dominates(gm.reg_covar, std.scale, X.max(axis=0) > X.min(axis=0),
+                               stacklevel=3)
         weight_total, unit_weight = float(w.sum()), float(w[w > 0].mean())
 
     user = gm._user_init(d, std)

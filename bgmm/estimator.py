@@ -317,13 +317,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 raise ValueError("sample_weight must be finite with a positive sum")
         prior = self._resolve_prior(X, w)
         std = Standardizer.fit(X, w, self.covariance_type)
-        varying = np.nanmax(X, axis=0) > np.nanmin(X, axis=0)
-        if varying.any() and self.reg_covar > 0.1 * np.min(std.scale[varying] ** 2):
-            j = np.flatnonzero(varying)[np.argmin(std.scale[varying])]
-            warnings.warn(
-                f"reg_covar={self.reg_covar:g} is not small against the variance of feature {j} "
-                f"({std.scale[j] ** 2:.3g}): the regulariser dominates the covariances. Rescale "
-                "the data or lower reg_covar.", DegenerateFitWarning, stacklevel=3)
+        _warn_if_reg_dominates(self.reg_covar, std.scale,
+                               np.nanmax(X, axis=0) > np.nanmin(X, axis=0), stacklevel=4)
         user = self._user_init(d, std)
         weight = np.ones(n) if w is None else w
         xs, ws = pad_rows(std.transform(X), em_weights(weight, prior is None), bucket_size(n))
@@ -424,15 +419,25 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         X = self._validate_X(X, reset=False)
         X = np.asarray(X, np.float64)
         self._check_X_nan(X)
-        with precision_scope(self.dtype):
-            dt = jnp.dtype(self.dtype)
+        resp, log_norm = self._estep_in(X, self.dtype)
+        # float32: a row far outside the data overflows the squared distance (-inf for
+        # every component: NaN responsibilities); such rows are redone in float64
+        bad = ~(np.isfinite(log_norm) & np.all(np.isfinite(resp), axis=1))
+        if self.dtype != "float64" and bad.any():
+            resp[bad], log_norm[bad] = self._estep_in(X[bad], "float64")
+        return resp, log_norm - _row_log_det(X, self._std)
+
+    def _estep_in(self, X, dtype):
+        """Responsibilities and log densities (standardised units), float64 numpy."""
+        with precision_scope(dtype):
+            dt = jnp.dtype(dtype)
             params = GMMParams(*(jnp.asarray(a, dt) for a in self._params_std))
             n = X.shape[0]
             xs, _ = pad_rows(self._std.transform(X), np.ones(n), bucket_size(n))
             resp, log_norm = _e_step(jnp.asarray(xs, dt), params, covariance_type=self.covariance_type,
                                      missing=bool(np.isnan(X).any()))
-            resp, log_norm = np.asarray(resp)[:n], np.asarray(log_norm)[:n]
-        return resp.astype(np.float64), log_norm.astype(np.float64) - _row_log_det(X, self._std)
+            return (np.asarray(resp)[:n].astype(np.float64),
+                    np.asarray(log_norm)[:n].astype(np.float64))
 
     def predict_proba(self, X):
         """Responsibilities gamma(z_nk), shape (n_samples, n_components); rows sum to 1."""
@@ -490,6 +495,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def score(self, X, y=None, sample_weight=None):
         """Mean log-likelihood per sample (weighted mean with ``sample_weight``)."""
         ll = self.score_samples(X)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, ll[:, None], dtype=np.float64,
+                                                 ensure_non_negative=True)
+            if not np.all(np.isfinite(sample_weight)) or sample_weight.sum() <= 0:
+                raise ValueError("sample_weight must be finite with a positive sum")
         return float(np.average(ll, weights=sample_weight))
 
     def _n_parameters(self):
@@ -535,6 +545,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
 # ---------------------------------------------------------------------- numpy helpers
 _MAX_ABS = 1e150
+
+
+def _warn_if_reg_dominates(reg_covar, scale, varying, stacklevel):
+    """DegenerateFitWarning when ``reg_covar`` is not small against the variance of a
+    non-constant feature (``scale`` and ``varying`` (..., D): per data set)."""
+    scale, varying = np.atleast_2d(scale), np.atleast_2d(varying)
+    var = np.where(varying, scale**2, np.inf)
+    if reg_covar > 0.1 * np.min(var):
+        i, j = np.unravel_index(np.argmin(var), var.shape)
+        where = f"feature {j}" + (f" of data set {i}" if var.shape[0] > 1 else "")
+        warnings.warn(
+            f"reg_covar={reg_covar:g} is not small against the variance of {where} "
+            f"({var[i, j]:.3g}): the regulariser dominates the covariances. Rescale the data "
+            "or lower reg_covar.", DegenerateFitWarning, stacklevel=stacklevel)
 
 
 def _as_real(x, name: str = "X") -> np.ndarray:

@@ -124,16 +124,33 @@ def build_datatree(*, x, draws, stats, loglik, ppc, em, prior, laplace, covarian
 
 
 def _netcdf_safe(attrs: dict) -> dict:
+    """Attributes netCDF can store: booleans as 0 / 1, None as "None". Lists stay lists
+    (an empty one is falsy, as users test it); :func:`restore_list_attrs` undoes netCDF's
+    reading them back as arrays, or a one-string list as the string."""
     out = {}
     for key, v in attrs.items():
         if isinstance(v, bool | np.bool_):
             v = int(v)
-        elif isinstance(v, list | tuple) and len(v) == 0:
-            v = "[]"
         elif v is None:
             v = "None"
         out[key] = v
     return out
+
+
+# the per-chain / per-parameter diagnostics in a posterior's attrs (bgmm.mcmc)
+LIST_ATTRS = ("n_divergent_per_chain", "permuted_fraction_per_chain", "switched_chains",
+              "off_mode_chains", "off_mode_max_deviation_sd", "stuck_chains",
+              "mean_acceptance_per_chain", "far_from_em")
+
+
+def restore_list_attrs(tree):
+    """The list-valued diagnostics of ``tree.attrs`` as Python lists again, after a
+    netCDF round trip (which reads them as arrays, and a one-string list as a string)."""
+    for key in LIST_ATTRS:
+        if key in tree.attrs:
+            v = tree.attrs[key]
+            tree.attrs[key] = ([v] if isinstance(v, str) else np.atleast_1d(v).tolist())
+    return tree
 
 
 # --------------------------------------------------------------------------------------

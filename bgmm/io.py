@@ -42,8 +42,12 @@ def save_estimator(estimator, path) -> Path:
             arrays[f"param_{name}"] = np.asarray(params[name])
         params[name] = params[name] is not None
     prior = params.pop("prior")
+    given = None  # the GMMPrior's fields as the user gave them (None: resolved from the data)
     if prior is not None and not isinstance(prior, str):
-        prior = "object"  # the resolved prior's arrays are stored below
+        given = [f for f, v in prior._asdict().items() if v is not None]
+        for f in given:
+            arrays[f"param_prior_{f}"] = np.asarray(getattr(prior, f))
+        prior = "object"
     params["prior"] = prior
     rs = params["random_state"]
     if rs is not None and not isinstance(rs, (int, np.integer)):
@@ -56,6 +60,7 @@ def save_estimator(estimator, path) -> Path:
         "feature_names_in": (None if not hasattr(estimator, "feature_names_in_")
                              else [str(c) for c in estimator.feature_names_in_]),
         "has_prior": estimator._prior is not None,
+        "prior_given_fields": given,
     }
     for k in _FITTED:
         arrays[k] = np.asarray(getattr(estimator, k))
@@ -94,7 +99,11 @@ def load_estimator(path):
     if header["has_prior"]:
         prior = GMMPrior(*(arrays.pop(f"prior_{f}") for f in GMMPrior._fields))
     if params["prior"] == "object":
-        params["prior"] = GMMPrior(*(np.asarray(v) for v in prior))
+        given = header.get("prior_given_fields")
+        if given is None:  # written before the user's prior was kept: the resolved one
+            params["prior"] = GMMPrior(*(np.asarray(v) for v in prior))
+        else:  # a refit resolves the missing fields from its data, as the original would
+            params["prior"] = GMMPrior(**{f: arrays.pop(f"param_prior_{f}") for f in given})
     gm = GaussianMixture(**params)
     for k in _FITTED:
         setattr(gm, k, arrays[k])
@@ -125,5 +134,7 @@ def load_posterior(path):
 
     path = Path(path)
     engine = "zarr" if path.suffix == ".zarr" else None
+    from .inference import restore_list_attrs
+
     with xr.open_datatree(path, engine=engine) as tree:
-        return tree.load()
+        return restore_list_attrs(tree.load())

@@ -33,6 +33,7 @@ from .estimator import (
     _degenerate,
     _destandardize,
     _destandardize_prec_chol,
+    _warn_if_reg_dominates,
     size_jit,
 )
 from .params import GMMParams
@@ -121,6 +122,7 @@ def fit_many(X, n_components: int = 1, *, covariance_type: str = "full", sample_
             f"Expected n_samples >= n_components in every data set, but set {i} has "
             f"{n_pos[i]} samples of positive weight for n_components = {n_components}")
     std = Standardizer.fit(x, w, covariance_type)
+    _warn_if_reg_dominates(reg_covar, std.scale, x.max(axis=1) > x.min(axis=1), stacklevel=3)
     n_to = bucket_size(n)
     xs, ws = pad_rows(std.transform(x), em_weights(w, True), n_to)
     seed = seed_from(random_state)

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln, multigammaln
 
+from .covariance import check_type
 from .params import GMMParams
 
 
@@ -64,7 +65,13 @@ def resolve_prior(prior: GMMPrior, x, n_components: int, covariance_type: str,
     """
     if not isinstance(prior, GMMPrior):
         raise TypeError(f"prior must be None, 'default' or a bgmm.GMMPrior, got {type(prior).__name__}")
+    check_type(covariance_type)
+    if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer) \
+            or n_components < 1:
+        raise ValueError(f"n_components must be an integer >= 1, got {n_components!r}")
     x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or 0 in x.shape:
+        raise ValueError(f"x must be a 2-D array (n_samples, n_features), got shape {x.shape}")
     n, d = x.shape
     k = n_components
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)

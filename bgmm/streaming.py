@@ -32,7 +32,7 @@ import numpy as np
 
 from . import em
 from ._shell import Standardizer, precision_scope, seed_from
-from .estimator import GaussianMixture, _check_magnitude
+from .estimator import GaussianMixture, _check_magnitude, _warn_if_reg_dominates
 from .init import INIT_METHODS, UserInit, initial_params
 
 # ---------------------------------------------------------------------------- sources
@@ -127,11 +127,7 @@ def _first_pass(blocks, n_sub, rng):
     n, mean, m2 = 0, None, None
     keys = rows = None
     for c in blocks:
-        if not np.issubdtype(c.dtype, np.number) or np.iscomplexobj(c):
-            raise TypeError(f"chunks must hold real numbers, got dtype {c.dtype}")
-        if not np.all(np.isfinite(c)):
-            raise ValueError("the data contain NaN or infinite values")
-        _check_magnitude(c, "the data")
+        _check_chunk(c)
         nc = c.shape[0]
         c = np.asarray(c, np.float64)
         mc = c.mean(0)
@@ -194,14 +190,19 @@ def _init(key, x, weight, reg, user, *, cfg, method):
                           method, user)
 
 
-def _pass_stats(blocks, std, params, cfg, chunk_size, dt):
-    """One pass: summed SuffStats and weighted log-likelihood over all chunks."""
+def _pass_stats(blocks, std, params, cfg, chunk_size, dt, n_rows):
+    """One pass: summed SuffStats and weighted log-likelihood over all chunks. Every pass
+    re-reads the source: it must give the first pass's rows (``n_rows``), features and
+    finite values again (a callable must return a fresh iterator)."""
     tot = None
     pending = []
     center, scale = jnp.asarray(std.center, dt), jnp.asarray(std.scale, dt)
+    seen = 0
     # float32 and float64 chunks pass as they are (cast on the device); others as float64
     for c in blocks:
         n = c.shape[0]
+        _check_chunk(c, center.shape[0])
+        seen += n
         if c.dtype not in (np.float32, np.float64):
             c = np.asarray(c, np.float64)
         if n < chunk_size:
@@ -213,7 +214,23 @@ def _pass_stats(blocks, std, params, cfg, chunk_size, dt):
         pending.append(tot[1])
         if len(pending) > _IN_FLIGHT:
             pending.pop(0).block_until_ready()
+    if seen != n_rows:
+        raise ValueError(f"the source gave {seen} rows on a later pass but {n_rows} on the "
+                         "first: it must give the same data on every pass (a callable source "
+                         "must return a fresh iterator each time)")
     return tot
+
+
+def _check_chunk(c, d=None):
+    """Real, finite chunks of ``d`` features, within float64's squares (one reduction)."""
+    if not np.issubdtype(c.dtype, np.number) or np.iscomplexobj(c):
+        raise TypeError(f"chunks must hold real numbers, got dtype {c.dtype}")
+    if d is not None and c.shape[1] != d:
+        raise ValueError(f"a chunk has {c.shape[1]} features, the first pass had {d}")
+    big = float(np.max(np.abs(c))) if c.size else 0.0
+    if not np.isfinite(big):
+        raise ValueError("the data contain NaN or infinite values")
+    _check_magnitude(np.asarray([big]), "the data")
 
 
 def fit_streaming(source, n_components: int = 1, *, covariance_type: str = "full",
@@ -263,6 +280,7 @@ def fit_streaming(source, n_components: int = 1, *, covariance_type: str = "full
                          f"{n_components}, n_samples = {n}")
     gm.n_features_in_ = d
     std = _std_from_moments(mean, var, covariance_type)
+    _warn_if_reg_dominates(reg_covar, std.scale, var > 0, stacklevel=3)
     user = gm._user_init(d, std)
     cfg = em.EMConfig(n_components, covariance_type, int(max_iter))
     reg = reg_covar / std.scale**2
@@ -278,7 +296,7 @@ def fit_streaming(source, n_components: int = 1, *, covariance_type: str = "full
         while n_iter < max_iter:
             t0 = time.perf_counter()
             stats, ll = _pass_stats(_rechunk(make_blocks(), chunk_size), std, params, cfg,
-                                    chunk_size, dt)
+                                    chunk_size, dt, n)
             new_obj = float(ll) / n
             if not np.isfinite(new_obj):  # at the current parameters: stop with them, as
                 failed = True  # bgmm.em.fit does (no M-step: not an iteration)
@@ -301,7 +319,7 @@ def fit_streaming(source, n_components: int = 1, *, covariance_type: str = "full
                 converged = True
                 break
         _, ll = _pass_stats(_rechunk(make_blocks(), chunk_size), std, params, cfg,
-                            chunk_size, dt)
+                            chunk_size, dt, n)
         final = float(ll) / n
         params = jax.tree.map(np.asarray, params)
     trace_arr = np.full(max_iter, np.nan)

@@ -23,6 +23,18 @@ def test_estimator_roundtrip(ct, prior, tmp_path, faithful):
     np.testing.assert_array_equal(again.means_, gm.means_)
     assert list(again.feature_names_in_) == ["eruptions", "waiting"]
     assert again.lower_bound_ == gm.lower_bound_
+    if isinstance(prior, bgmm.GMMPrior):  # the user's prior, not the one resolved from df
+        assert again.prior._asdict().keys() == prior._asdict().keys()
+        for f, v in prior._asdict().items():
+            assert (again.prior[prior._fields.index(f)] is None) == (v is None), f
+        # so a clone refits like the original estimator on other data (and other K)
+        from sklearn.base import clone
+
+        other = df * [60.0, 1.0]
+        for k in (2, 3):
+            a = clone(again).set_params(n_components=k).fit(other)
+            b = clone(gm).set_params(n_components=k).fit(other)
+            assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=1e-12)
 
 
 def test_unknown_or_newer_format_is_refused(tmp_path, faithful):

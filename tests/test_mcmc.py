@@ -91,6 +91,28 @@ def test_bad_arguments_raise(faithful):
         run_nuts(x, target_accept_prob=1.5, **kw)
     with pytest.raises(ValueError, match="dense_mass"):
         run_nuts(x, dense_mass="full", **kw)
+    with pytest.raises(ValueError, match="max_tree_depth must be an integer >= 1"):
+        run_nuts(x, max_tree_depth=0, **kw)
+
+
+def test_sparse_prior_chains_start_from_map_under_concentration_one(faithful, monkeypatch):
+    """MAP-EM needs concentration >= 1; run_nuts with a sparse Dirichlet starts its chains
+    from the MAP fit under concentration 1 (as sparse_mixture_k) instead of refusing."""
+    import bgmm.mcmc
+
+    real, seen = bgmm.mcmc._fit_em, {}
+
+    def fit_em(x, w, k, ct, prior, seed, dtype):
+        seen["alpha"] = np.asarray(prior.weight_concentration)
+        seen["params"] = real(x, w, k, ct, prior, seed, dtype)  # MAP-EM accepts this prior
+        raise RuntimeError("stop before sampling")
+
+    monkeypatch.setattr(bgmm.mcmc, "_fit_em", fit_em)
+    with pytest.raises(RuntimeError, match="stop before sampling"):
+        run_nuts(faithful[:50], n_components=3, covariance_type="diag",
+                 prior=bgmm.GMMPrior(weight_concentration=0.1))
+    np.testing.assert_array_equal(seen["alpha"], 1.0)
+    assert np.isfinite(seen["params"].means).all()
 
 
 def _em_tuple(x):
@@ -142,7 +164,7 @@ def test_faithful_converges_after_relabelling(faithful_diag):
     a = tree.attrs
     assert a["n_divergent"] == int(tree["sample_stats"]["diverging"].values.sum())
     assert a["n_divergent"] == 0  # none at the default settings on this well-posed problem
-    assert a["off_mode_chains"] == "[]" and a["stuck_chains"] == "[]"
+    assert a["off_mode_chains"] == [] and a["stuck_chains"] == [] and a["far_from_em"] == []
     assert a["n_permuted_draws"] == 0  # well-separated components: no switching from EM
 
 
@@ -179,6 +201,19 @@ def test_arviz_summary_and_loo_run(faithful_diag, faithful):
     ll = tree["log_likelihood"]["x"].values.reshape(-1, faithful.shape[0])
     lpd = float(np.sum(logsumexp(ll, axis=0) - np.log(ll.shape[0])))
     assert lpd - 20 < lo.elpd < lpd
+
+
+def test_posterior_netcdf_roundtrip_keeps_draws_and_diagnostics(faithful_diag, tmp_path):
+    _, tree = faithful_diag
+    tree = tree.copy(deep=True)
+    tree.attrs["far_from_em"] = ["weights[0]"]  # netCDF reads a one-string list as a string
+    back = bgmm.load_posterior(bgmm.save_posterior(tree, tmp_path / "post.nc"))
+    np.testing.assert_array_equal(back["posterior"]["means"].values,
+                                  tree["posterior"]["means"].values)
+    for key in ("stuck_chains", "off_mode_chains", "far_from_em", "n_divergent_per_chain",
+                "mean_acceptance_per_chain"):
+        assert back.attrs[key] == tree.attrs[key], key
+        assert isinstance(back.attrs[key], list)
 
 
 def test_posterior_responsibilities_match_scipy(faithful_diag, faithful):

@@ -165,6 +165,17 @@ def test_tiny_scale_with_default_reg_covar_warns():
                                                    r"variance of feature \d"):
         gm = bgmm.GaussianMixture(K, random_state=0).fit(1e-8 * BASE)
     check_proper(gm, 1e-8 * BASE, "full")
+    # and so do the other fitting routes, pointing at the caller's line
+    from bgmm.distributed import fit_sharded
+    from bgmm.streaming import fit_streaming
+
+    x = BASE * [1.0, 1e-8, 1.0]
+    for fit in (lambda: bgmm.fit_many(x[None], K), lambda: fit_streaming(x, K),
+                lambda: fit_sharded(x, K)):
+        with pytest.warns(DegenerateFitWarning, match="variance of feature 1 ") as rec:
+            fit()
+        assert any(r.filename == __file__ for r in rec
+                   if "reg_covar" in str(r.message)), [r.filename for r in rec]
 
 
 @pytest.mark.parametrize("ct", ["full", pytest.param("tied", marks=pytest.mark.slow),
@@ -214,6 +225,22 @@ def test_fewer_distinct_points_than_components_gives_sklearns_fit(ct):
         assert gm.lower_bound_ == pytest.approx(sk.lower_bound_, rel=1e-9), name
         np.testing.assert_allclose(np.sort(gm.score_samples(x[:2])),
                                    np.sort(sk.score_samples(x[:2])), rtol=1e-8, err_msg=name)
+
+
+def test_float32_prediction_far_outside_the_data_is_finite():
+    """A point at 1e20 overflows float32's squared distances (-inf for every component,
+    NaN responsibilities); those rows are redone in float64: scikit-learn's numbers."""
+    gm = bgmm.GaussianMixture(K, covariance_type="full", dtype="float32", random_state=0)
+    gm.fit(BASE)
+    sk = SkGM(K, covariance_type="full")
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        setattr(sk, name, getattr(gm, name))
+    q = np.r_[[[1e20, 0.0, 0.0], [0.0, -3e19, 1.0]], BASE[:3]]
+    proba = gm.predict_proba(q)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba[:2], sk.predict_proba(q[:2]), atol=1e-12)
+    np.testing.assert_allclose(gm.score_samples(q[:2]), sk.score_samples(q[:2]), rtol=1e-12)
+    np.testing.assert_array_equal(gm.predict(q[:2]), sk.predict(q[:2]))
 
 
 @pytest.mark.parametrize("prior,dtype", [

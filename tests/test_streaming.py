@@ -150,6 +150,26 @@ def test_bad_sources(X):
         fit_streaming(X[:3], 5, init_subsample=10)
 
 
+def test_a_source_that_changes_between_passes_is_an_error(X):
+    """Each EM iteration re-reads the source: it must give the first pass's data again."""
+    bad = X.copy()
+    bad[5, 1] = np.nan
+
+    def passes(*later):  # a callable source: pass 0 gives X, the next ones ``later``
+        it = iter([X, *later])
+        return lambda: iter([next(it, X)])
+
+    once = iter([X])
+    cases = [(passes(bad), ValueError, "NaN"),
+             (passes(X[:-10]), ValueError, "rows on a later pass but"),
+             (passes(np.c_[X, X[:, :1]]), ValueError, "a chunk has 4 features, the first pass had 3"),
+             (passes(X + 1j), TypeError, "real numbers"),
+             (lambda: once, ValueError, "rows on a later pass but .* fresh iterator")]
+    for source, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            fit_streaming(source, 2, max_iter=3, tol=0.0, random_state=0)
+
+
 MEMORY_SCRIPT = textwrap.dedent(r"""
     import resource, sys, numpy as np
     from bgmm.streaming import fit_streaming

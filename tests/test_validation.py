@@ -117,6 +117,10 @@ FITTED_CASES = [
     ("predict-nan", "predict_proba", (X_NAN,), ValueError, "X contains NaN"),
     ("predict-1d", "predict", (X[0],), ValueError, "2D array"),
     ("sample-0", "sample", (0,), ValueError, "n_samples must be an integer >= 1"),
+    ("score-negative-weight", "score", (X, None, -np.ones(40)), ValueError, "Negative values"),
+    ("score-zero-weights", "score", (X, None, np.zeros(40)), ValueError, "non-zero"),
+    ("score-weights-wrong-length", "score", (X, None, np.ones(3)), ValueError,
+     r"sample_weight.shape == \(3,\), expected \(40,\)"),
     ("refit-nan", "fit", (X_NAN,), ValueError, "X contains NaN"),
     ("refit-other-K-too-few-samples", "fit", (X[:1],), ValueError, "1 sample"),
 ]
@@ -185,3 +189,12 @@ def _nuts(x):
 def test_every_entry_point_rejects_complex_and_huge_data(name, fit, bad, exc, match):
     with pytest.raises(exc, match=match):
         fit(bad)
+
+
+@pytest.mark.parametrize("args, match", [
+    ((X, 2, "bad"), "covariance_type must be one of"),
+    ((X[:, 0], 2, "full"), "2-D array"),
+    ((X, 0, "full"), "n_components must be an integer >= 1")])
+def test_default_prior_rejects_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        bgmm.default_prior(*args)
