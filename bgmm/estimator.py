@@ -517,7 +517,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def sample(self, n_samples=1):
         """Draw ``n_samples`` from the fitted mixture; returns ``(X, y)`` like scikit-learn."""
         check_is_fitted(self)
-        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+        if not isinstance(n_samples, numbers.Integral) or isinstance(n_samples, bool) \
+                or n_samples < 1:
             raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}")
         rng = check_random_state(self.random_state)
         w = np.asarray(self.weights_, np.float64)

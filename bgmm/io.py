@@ -84,9 +84,13 @@ def load_estimator(path):
     from .params import GMMParams
     from .priors import GMMPrior
 
-    with np.load(Path(path), allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    header = json.loads(arrays.pop("header").tobytes().decode())
+    try:
+        with np.load(Path(path), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        header = json.loads(arrays.pop("header").tobytes().decode())
+    except (KeyError, ValueError, OSError) as e:
+        raise ValueError(f"{path} is not a saved bgmm estimator (an .npz written by "
+                         f"bgmm.save_estimator): {e}") from None
     if header.get("format") != FORMAT:
         raise ValueError(f"{path} is not a saved bgmm estimator (format {header.get('format')!r})")
     if header["version"] > VERSION:

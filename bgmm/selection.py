@@ -401,6 +401,8 @@ def select(X, n_components: Iterable[int] | int = range(1, 10),
     if pad_components is None:  # only where the padded fit equals the unpadded one
         pad_components = (init_params in ("kmeans", "k-means++")
                           and bucket_size(X.shape[0]) * k_max * n_init <= 2**23)
+    if not isinstance(pad_components, bool | np.bool_):
+        raise ValueError(f"pad_components must be None, True or False, got {pad_components!r}")
     pad_components = bool(pad_components)
     # a small padded maximum-likelihood grid runs all its covariance types in one program
     # (each type in full form; see _fit_score_types): it compiles one EM program instead

@@ -263,9 +263,13 @@ def fit_streaming(source, n_components: int = 1, *, covariance_type: str = "full
                          precisions_init=precisions_init, dtype=dtype,
                          random_state=random_state)
     gm._check_parameters()
-    if not isinstance(chunk_size, int) or chunk_size < 1:
+    def integer(v):
+        return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+    if not integer(chunk_size) or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    if not isinstance(init_subsample, int) or init_subsample < n_components:
+    chunk_size = int(chunk_size)
+    if not integer(init_subsample) or init_subsample < n_components:
         raise ValueError(f"init_subsample must be an integer >= n_components, got "
                          f"{init_subsample!r}")
     assert init_params in INIT_METHODS

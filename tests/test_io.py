@@ -50,6 +50,12 @@ def test_unknown_or_newer_format_is_refused(tmp_path, faithful):
     np.savez(tmp_path / "newer.npz", **arrays)
     with pytest.raises(ValueError, match="format version 99"):
         load_estimator(tmp_path / "newer.npz")
+    np.savez(tmp_path / "foreign.npz", a=np.ones(3))
+    with pytest.raises(ValueError, match="not a saved bgmm estimator"):
+        load_estimator(tmp_path / "foreign.npz")
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a saved bgmm estimator"):
+        load_estimator(tmp_path / "data.csv")
     np.savez(tmp_path / "other.npz", header=np.frombuffer(b'{"format": "x"}', np.uint8))
     with pytest.raises(ValueError, match="not a saved bgmm estimator"):
         load_estimator(tmp_path / "other.npz")

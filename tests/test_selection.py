@@ -260,6 +260,7 @@ def test_models_larger_than_the_data_are_reported_not_fitted():
     ({"criteria": ("bic", "waic")}, "criteria"),
     ({"criterion": "loo"}, "criterion"),
     ({"n_init": 0}, "n_init"),
+    ({"pad_components": "no"}, "pad_components must be None, True or False"),
     ({"prior": "flat"}, "prior"),
     ({"n_jobs": 0}, "n_jobs"),
     ({"prior": bgmm.GMMPrior(weight_concentration=0.1)}, "weight_concentration >= 1"),

@@ -140,6 +140,10 @@ def test_bad_sources(X):
         fit_streaming(X[:, 0], 2)
     with pytest.raises(ValueError, match="chunk_size"):
         fit_streaming(X, 2, chunk_size=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        fit_streaming(X, 2, chunk_size=True)
+    with pytest.raises(ValueError, match="init_subsample"):
+        fit_streaming(X, 2, init_subsample=True)
     with pytest.raises(ValueError, match="n_features"):
         fit_streaming(lambda: iter([X[:10], X[:10, :2]]), 2)
     bad = X.copy()

@@ -117,6 +117,7 @@ FITTED_CASES = [
     ("predict-nan", "predict_proba", (X_NAN,), ValueError, "X contains NaN"),
     ("predict-1d", "predict", (X[0],), ValueError, "2D array"),
     ("sample-0", "sample", (0,), ValueError, "n_samples must be an integer >= 1"),
+    ("sample-bool", "sample", (True,), ValueError, "n_samples must be an integer >= 1"),
     ("score-negative-weight", "score", (X, None, -np.ones(40)), ValueError, "Negative values"),
     ("score-zero-weights", "score", (X, None, np.zeros(40)), ValueError, "non-zero"),
     ("score-weights-wrong-length", "score", (X, None, np.ones(3)), ValueError,
