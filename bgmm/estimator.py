@@ -235,13 +235,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         _check_magnitude(X)
         return X
 
-    def _check_X_nan(self, X):
+    def _check_X_nan(self, X, fitting=False):
         if self.missing != "marginalize":
             return
         if np.any(np.all(np.isnan(X), axis=1)):
             raise ValueError("every row of X needs at least one observed (non-NaN) entry")
         unseen = np.flatnonzero(np.all(np.isnan(X), axis=0))
-        if unseen.size:
+        if fitting and unseen.size:  # (prediction marginalises such a feature out)
             raise ValueError(f"feature(s) {unseen.tolist()} of X have no observed (non-NaN) "
                              "value: nothing can be estimated for them; drop them")
 
@@ -309,7 +309,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
                 f"n_samples = {n}")
         X = np.asarray(X, np.float64)
-        self._check_X_nan(X)
+        self._check_X_nan(X, fitting=True)
         w = None
         if sample_weight is not None:
             w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)

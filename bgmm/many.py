@@ -28,7 +28,6 @@ from ._shell import (
 )
 from .estimator import (
     GaussianMixture,
-    _as_real,
     _check_magnitude,
     _degenerate,
     _destandardize,
@@ -167,9 +166,11 @@ def _keys(seed: int, n_sets: int, n_init: int):
 
 
 def _check_sets(X) -> np.ndarray:
+    if np.iscomplexobj(X):
+        raise TypeError("X is complex; bgmm fits real-valued data")
     try:
-        x = _as_real(X)
-    except ValueError as e:
+        x = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as e:
         raise ValueError(f"X must be a numeric array of shape (n_sets, n_samples, n_features): "
                          f"{e}") from None
     if x.ndim != 3 or 0 in x.shape:

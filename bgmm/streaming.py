@@ -263,6 +263,7 @@ def fit_streaming(source, n_components: int = 1, *, covariance_type: str = "full
                          precisions_init=precisions_init, dtype=dtype,
                          random_state=random_state)
     gm._check_parameters()
+
     def integer(v):
         return isinstance(v, int | np.integer) and not isinstance(v, bool)
 

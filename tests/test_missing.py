@@ -305,6 +305,14 @@ def test_predict_and_score_rows_with_nan(faithful_fit):
     ok = ~np.isnan(xm).any(axis=1)
     np.testing.assert_allclose(g.score_samples(xm[ok]), faithful_fit.score_samples(xm[ok]),
                                rtol=1e-9)
+    # a query whose feature 1 is missing in every row is marginalised, not refused (a fit
+    # on such data is: nothing can be estimated for that feature)
+    q = np.c_[x[:5, 0], np.full(5, np.nan)]
+    marginal = np.log(g.weights_) + stats.norm.logpdf(q[:, :1], g.means_[:, 0],
+                                                      np.sqrt(full[:, 0, 0]))
+    np.testing.assert_allclose(g.score_samples(q), logsumexp(marginal, axis=1), rtol=1e-9)
+    with pytest.raises(ValueError, match=r"feature\(s\) \[1\] of X have no observed"):
+        GaussianMixture(missing="marginalize", **KW).fit(np.r_[q, q])
 
 
 def test_impute_is_the_conditional_mean(faithful_fit):
