@@ -200,7 +200,8 @@ def test_emptied_component_policy(ct):
     assert gm.weights_[2] < 1e-3
 
 
-@pytest.mark.parametrize("ct", TYPES)
+@pytest.mark.parametrize("ct", ["full", "diag", pytest.param("tied", marks=pytest.mark.slow),
+                                pytest.param("spherical", marks=pytest.mark.slow)])
 def test_fewer_distinct_points_than_components_gives_sklearns_fit(ct):
     """k-means leaves a cluster empty; its start (data mean, data variance + reg_covar)
     must be proper, also where a feature is constant, and every fitting route then

@@ -183,10 +183,11 @@ def test_constant_feature_grid_is_finite_and_padding_changes_nothing():
     rng = np.random.default_rng(0)
     x = np.c_[np.r_[rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 5], np.zeros(200)]
     kw = dict(n_init=2, random_state=0)
+    types = ("full", "diag")  # (tied and spherical were finite before: a shared / mean variance)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        padded = select(x, (1, 2, 3), TYPES, **kw).to_frame()
-        plain = select(x, (1, 2, 3), TYPES, pad_components=False, **kw).to_frame()
+        padded = select(x, (1, 2), types, **kw).to_frame()
+        plain = select(x, (1, 2), types, pad_components=False, **kw).to_frame()
         sk = SkGaussianMixture(1, covariance_type="full").fit(x)
     assert not padded["failed"].any() and np.isfinite(padded["bic"]).all()
     for col in ("log_likelihood", "bic", "icl"):

@@ -66,7 +66,8 @@ def test_mle_is_invariant_to_the_scale_of_the_weights(weighted_fit):
     _assert_same_fit(g, weighted_fit, rtol=1e-9)
 
 
-@pytest.mark.parametrize("dtype, scale", [("float32", 1e-9), ("float64", 1e-20)])
+@pytest.mark.parametrize("dtype, scale", [
+    ("float32", 1e-9), pytest.param("float64", 1e-20, marks=pytest.mark.slow)])
 def test_tiny_weights_give_the_fit_of_unit_weights(dtype, scale):
     """Maximum likelihood does not depend on the weights' scale. EM's guard of each
     component's mass (10 eps) once swamped weights near eps (float32: 1e-9 each)."""
