@@ -128,7 +128,7 @@ def test_offsets_and_scales_give_the_unit_scale_fit(name, scale, shift, dtype):
     tol = 1e-9 if dtype == "float64" else 2e-4
     np.testing.assert_allclose(gm.weights_, ref.weights_, atol=tol)
     # the attributes are de-standardised in float64 whatever the dtype: at 1e6 a float32
-    # mean would be rounded to its spacing there (0.0625), 6x the data's spread
+    # mean would be rounded to its spacing there (0.0625)
     np.testing.assert_allclose(gm.means_, ref.means_ * scale + shift, atol=tol * 10 * scale,
                                rtol=0)
     np.testing.assert_allclose(gm.covariances_ / scale**2, ref.covariances_, atol=tol * 10)
