@@ -572,8 +572,7 @@ def _as_real(x, name: str = "X") -> np.ndarray:
 
 def _check_magnitude(x, name: str = "X"):
     """ValueError if ``|x|`` (NaN ignored) exceeds what squares can hold in float64."""
-    finite = x[~np.isnan(x)]
-    big = float(np.max(np.abs(finite))) if finite.size else 0.0
+    big = float(np.nanmax(np.abs(x), initial=0.0))
     if big > _MAX_ABS:
         raise ValueError(
             f"{name} has entries up to {big:.3g} in magnitude; bgmm needs |x| <= {_MAX_ABS:.0e} "

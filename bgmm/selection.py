@@ -245,7 +245,6 @@ class _Prepared:
     reg: dict  # covariance type -> reg_covar in standardised units (device array)
     dtype: str
     scaling: dict  # covariance type -> "vector" | "scalar": types of one scaling share data.x
-    unit_weight: float = 1.0  # one sample's weight in data.weight (see _shell.em_weights)
 
 
 def _prepare(X, sample_weight, covariance_types, reg_covar, dtype, full_form=False,
@@ -271,8 +270,7 @@ def _prepare(X, sample_weight, covariance_types, reg_covar, dtype, full_form=Fal
             datas[ct] = cache[key]
             regs[ct] = jnp.asarray(reg_covar / std.scale**2, dt)
             scaling[ct] = key[0]
-    unit = 1.0 if maximum_likelihood else float(np.mean(w[w > 0]))
-    return _Prepared(X, w, float(w.sum()), stds, datas, regs, dtype, scaling, unit)
+    return _Prepared(X, w, float(w.sum()), stds, datas, regs, dtype, scaling)
 
 
 # ------------------------------------------------------------------ results
@@ -604,9 +602,11 @@ def _fill_row(f: _Fit, scores, prep: _Prepared, settings):
         offset += log_prior_jacobian(ct, k, np.log(std.scale)) / wsum
     reg_floor = float(np.max(np.maximum(np.asarray(prep.reg[ct]), 16 * np.finfo(prep.dtype).eps)))
     finite = bool(np.isfinite(loglik))
-    # in samples: weights in units of one sample's (the mean positive weight), so that
-    # normalised weights (summing to 1) do not make every component "empty"
-    n_eff = n_eff / prep.unit_weight
+    # in samples, so that normalised weights (summing to 1) do not make every component
+    # "empty": maximum-likelihood EM ran on weights of mean 1 (_shell.em_weights), MAP on
+    # the weights as given
+    if f.prior is not None:
+        n_eff = n_eff / float(np.mean(prep.weight[prep.weight > 0]))
     empty = bool(np.any(n_eff < 1.0))
     collapsed = bool(np.any(min_var < 10.0 * reg_floor))
     failed = bool(r.failed)

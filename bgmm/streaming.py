@@ -227,10 +227,9 @@ def _check_chunk(c, d=None):
         raise TypeError(f"chunks must hold real numbers, got dtype {c.dtype}")
     if d is not None and c.shape[1] != d:
         raise ValueError(f"a chunk has {c.shape[1]} features, the first pass had {d}")
-    big = float(np.max(np.abs(c))) if c.size else 0.0
-    if not np.isfinite(big):
+    if not np.isfinite(np.max(np.abs(c), initial=0.0)):  # one reduction for NaN and inf
         raise ValueError("the data contain NaN or infinite values")
-    _check_magnitude(np.asarray([big]), "the data")
+    _check_magnitude(c, "the data")
 
 
 def fit_streaming(source, n_components: int = 1, *, covariance_type: str = "full",
